@@ -1,0 +1,545 @@
+"""REST client for one Veeam Backup Enterprise Manager: logon, token reuse, fetch, logout.
+
+The client hands the (gzip-decoded) body of ``GET /api/systemSessions?format=Entity`` to a
+caller-supplied ``consume`` callable and never parses session data itself. Every failure of a
+poll leaves as a :class:`PollError` whose reason is one of :data:`REASONS` and whose message is
+built here from known-safe pieces, so it can be logged as it is.
+
+Secrets handled here: the password, the ``Authorization`` header, the ``X-RestSvcSessionId``
+token, and the logon ``SessionId`` (the token is base64 of that GUID, so it is as sensitive).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http
+import http.client
+import http.cookiejar
+import json
+import re
+import socket
+import ssl
+import threading
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Final, TypeVar, cast
+
+import requests
+import requests.auth
+import urllib3.exceptions
+from lxml import etree
+
+from exporter import __version__
+from exporter.config import ServerConfig
+
+REASONS: tuple[str, ...] = ("connection", "timeout", "tls", "auth", "http", "parse")
+
+T = TypeVar("T")
+
+TOKEN_HEADER: Final = "X-RestSvcSessionId"  # noqa: S105 - a header name, not a secret
+LOGON_PATH: Final = "/api/sessionMngr/?v=latest"
+SESSIONS_PATH: Final = "/api/systemSessions?format=Entity"
+LOGOUT_PATH: Final = "/api/logonSessions/"
+
+_LOGON_OP: Final = "POST /api/sessionMngr/"
+_FETCH_OP: Final = "GET /api/systemSessions"
+# Error and logon bodies are small; a misbehaving server must not make us buffer more.
+_SMALL_BODY_LIMIT: Final = 64 * 1024
+_EM_MESSAGE_LIMIT: Final = 300
+_AUTH_STATUSES: Final = frozenset({401, 403})
+_USERINFO_RE: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
+_WHITESPACE_RE: Final = re.compile(r"\s+")
+
+
+class PollError(Exception):
+    """A failed poll, classified by one of REASONS; str() is safe to log (no secrets)."""
+
+    reason: str
+    message: str
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown poll error reason {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"PollError({self.reason!r}, {self.message!r})"
+
+
+class _BasicAuth(requests.auth.AuthBase):
+    """Basic credentials whose repr() never shows them."""
+
+    def __init__(self, username: str, password: str) -> None:
+        pair = f"{username}:{password}"
+        # requests' own HTTPBasicAuth only takes latin-1; fall back to UTF-8 (RFC 7617)
+        # rather than fail on an account name outside it.
+        try:
+            raw = pair.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = pair.encode("utf-8")
+        self.credentials = base64.b64encode(raw).decode("ascii")
+        self.header_value = f"Basic {self.credentials}"
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self.header_value
+        return r
+
+    def __repr__(self) -> str:
+        return "_BasicAuth(<redacted>)"
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Explicit "no credentials", so requests does not add ~/.netrc ones to token requests."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class _RejectAllCookies(http.cookiejar.DefaultCookiePolicy):
+    """The EM prefers a token cookie over the header; a stale one kept by the session's
+    cookie jar would override every fresh token, so the jar must never store any."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+
+_NO_AUTH: Final = _NoAuth()
+
+
+class EMClient:
+    """One EM server's REST client, used by one poller thread; close() may come from another."""
+
+    def __init__(
+        self,
+        server: ServerConfig,
+        *,
+        on_logon: Callable[[], None] | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        self._name = server.name
+        self._base_url = strip_userinfo(server.url).rstrip("/")
+        self._timeout = server.timeout
+        self._accept = "application/json" if server.format == "json" else "application/xml"
+        self._verify: bool | str
+        if server.tls.insecure_skip_verify:
+            self._verify = False
+            _silence_insecure_warning(self._base_url)
+        elif server.tls.ca_file:
+            self._verify = server.tls.ca_file
+        else:
+            self._verify = True
+        self._on_logon = on_logon
+        self._owns_http = http is None
+        self._http = http if http is not None else requests.Session()
+        self._http.cookies.set_policy(_RejectAllCookies())
+        self._auth = _BasicAuth(server.username, server.password)
+        self._password = server.password
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._session_id: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"EMClient(name={self._name!r}, url={self._base_url!r}, "
+            f"accept={self._accept!r}, logged_on={self.logged_on})"
+        )
+
+    def __enter__(self) -> EMClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def logged_on(self) -> bool:
+        with self._lock:
+            return self._token is not None
+
+    def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T:
+        """GET the system sessions and return ``consume(body)``.
+
+        ``consume`` reads the decoded body as a stream. I/O errors it lets through become
+        PollError("connection"/"timeout"); anything else it raises propagates unchanged.
+        """
+        with self._lock:
+            token = self._token
+        if token is None:
+            token = self._logon()
+        response = self._get_sessions(token)
+        if response.status_code in _AUTH_STATUSES:
+            _close_quietly(response)
+            self._discard_token(token, logout=response.status_code == 403)
+            token = self._logon()
+            response = self._get_sessions(token)
+            if response.status_code in _AUTH_STATUSES:
+                status = self._status_text(response)
+                _close_quietly(response)
+                self._discard_token(token, logout=response.status_code == 403)
+                raise PollError("auth", f"{_FETCH_OP}: {status} again after a fresh logon")
+        try:
+            if not 200 <= response.status_code < 300:
+                raise PollError("http", self._status_message(_FETCH_OP, response))
+            raw = response.raw
+            if raw is None:
+                raise PollError("connection", f"{_FETCH_OP}: response has no body stream")
+            raw.decode_content = True
+            try:
+                return consume(cast(BinaryIO, raw))
+            except (
+                urllib3.exceptions.HTTPError,
+                requests.RequestException,
+                http.client.HTTPException,
+                OSError,
+            ) as exc:
+                raise _read_error(_FETCH_OP, exc, self._timeout) from None
+        finally:
+            _close_quietly(response)
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Log out if logged on (best effort, bounded by ``timeout``); never raises."""
+        try:
+            with self._lock:
+                token, session_id = self._token, self._session_id
+                self._token = self._session_id = None
+            if token is not None and session_id is not None:
+                self._logout(token, session_id, timeout)
+            if self._owns_http:
+                self._http.close()
+        except Exception:  # noqa: S110 - shutdown must go on whatever the EM or the socket does
+            pass
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: str | None,
+        auth: requests.auth.AuthBase,
+        timeout: float,
+    ) -> requests.Response:
+        return self._http.request(
+            method,
+            url,
+            headers=self._headers(token),
+            auth=auth,
+            timeout=(timeout, timeout),
+            verify=self._verify,
+            stream=True,
+            # A redirect would carry the token header to wherever the Location points.
+            allow_redirects=False,
+        )
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        headers = {
+            "Accept": self._accept,
+            "Accept-Encoding": "gzip",
+            "User-Agent": f"veeam-em-exporter/{__version__}",
+        }
+        if token is not None:
+            headers[TOKEN_HEADER] = token
+        return headers
+
+    def _logon(self) -> str:
+        try:
+            response = self._send(
+                "POST",
+                self._base_url + LOGON_PATH,
+                token=None,
+                auth=self._auth,
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            raise _request_error(_LOGON_OP, exc, self._timeout, self._scrub) from None
+        try:
+            status = response.status_code
+            if status in _AUTH_STATUSES:
+                raise PollError("auth", self._status_message("logon refused", response))
+            if status not in (200, 201):
+                raise PollError("http", self._status_message(_LOGON_OP, response))
+            token = _token_from(response)
+            if token is None:
+                raise PollError(
+                    "http", f"{_LOGON_OP}: {self._status_text(response)} without a {TOKEN_HEADER}"
+                )
+            body = _read_small(response)
+            session_id = _session_id_from(body) if body is not None else None
+        finally:
+            _close_quietly(response)
+        with self._lock:
+            self._token = token
+            self._session_id = session_id
+        if self._on_logon is not None:
+            self._on_logon()
+        return token
+
+    def _get_sessions(self, token: str) -> requests.Response:
+        try:
+            return self._send(
+                "GET",
+                self._base_url + SESSIONS_PATH,
+                token=token,
+                auth=_NO_AUTH,
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            raise _request_error(_FETCH_OP, exc, self._timeout, self._scrub) from None
+
+    def _discard_token(self, token: str, *, logout: bool) -> None:
+        """Forget a rejected token; after a 403 the EM session still lives, so end it."""
+        with self._lock:
+            if self._token != token:
+                return
+            session_id = self._session_id
+            self._token = self._session_id = None
+        if logout and session_id is not None:
+            self._logout(token, session_id, min(3.0, self._timeout))
+
+    def _logout(self, token: str, session_id: str, timeout: float) -> None:
+        url = self._base_url + LOGOUT_PATH + urllib.parse.quote(session_id, safe="")
+        try:
+            response = self._send(
+                "DELETE", url, token=token, auth=_NO_AUTH, timeout=max(0.1, timeout)
+            )
+        except Exception:  # logout is best effort; a 401 just means already gone
+            return
+        _close_quietly(response)
+
+    def _status_message(self, prefix: str, response: requests.Response) -> str:
+        message = f"{prefix}: {self._status_text(response)}"
+        em_message = _em_error_message(_read_small(response))
+        if em_message:
+            message += f": {self._scrub(em_message)}"
+        return message
+
+    def _status_text(self, response: requests.Response) -> str:
+        # The reason phrase is the server's text, so it is scrubbed like an EM message.
+        return self._scrub(_status_text(response))
+
+    def _scrub(self, text: str) -> str:
+        """Remove anything secret from text that came from outside (EM, TLS library)."""
+        text = strip_userinfo(text)
+        with self._lock:
+            secrets = [self._token, self._session_id]
+        secrets += [self._password, self._auth.credentials]
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, "<redacted>")
+        return text
+
+
+def strip_userinfo(text: str) -> str:
+    """Drop ``user:password@`` from every URL in ``text``."""
+    return _USERINFO_RE.sub(r"\1", text)
+
+
+def _silence_insecure_warning(base_url: str) -> None:
+    # The caller logs one warning of its own; urllib3 would warn on every request. The
+    # filter is process-wide (warnings filters always are) but matches only this host, and
+    # no request to a verified host ever emits this warning.
+    host = urllib.parse.urlsplit(base_url).hostname
+    if not host:
+        return
+    warnings.filterwarnings(
+        "ignore",
+        message=re.escape(f"Unverified HTTPS request is being made to host '{host}'."),
+        category=urllib3.exceptions.InsecureRequestWarning,
+    )
+
+
+def _close_quietly(response: requests.Response) -> None:
+    # Nothing useful can be done about a socket that fails to close.
+    with contextlib.suppress(Exception):
+        response.close()
+
+
+def _status_text(response: requests.Response) -> str:
+    status = response.status_code
+    reason = _one_line(response.reason or "")
+    if not reason:
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+    return f"HTTP {status} {reason}".rstrip()
+
+
+def _one_line(text: str) -> str:
+    text = _WHITESPACE_RE.sub(" ", text).strip()
+    if len(text) > _EM_MESSAGE_LIMIT:
+        text = text[:_EM_MESSAGE_LIMIT] + "..."
+    return text
+
+
+def _read_small(response: requests.Response) -> bytes | None:
+    """At most 64 KiB of the decoded body, or None if it cannot be read."""
+    raw = response.raw
+    if raw is None:
+        return None
+    try:
+        raw.decode_content = True
+        data = raw.read(_SMALL_BODY_LIMIT)
+    except Exception:
+        return None
+    return data if isinstance(data, bytes) else None
+
+
+def _token_from(response: requests.Response) -> str | None:
+    token = response.headers.get(TOKEN_HEADER, "").strip()
+    if token:
+        return token
+    for cookie in response.cookies:
+        if cookie.name.lower() == TOKEN_HEADER.lower() and cookie.value and cookie.value.strip():
+            return cookie.value.strip()
+    return None
+
+
+def _hardened_parser() -> etree.XMLParser:
+    # A fresh parser each time: lxml parsers must not be shared between threads.
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _parse_document(body: bytes) -> object:
+    """Parse a small XML or JSON body, sniffing which one it is; None if neither."""
+    text = body.removeprefix(b"\xef\xbb\xbf").lstrip()
+    try:
+        if text.startswith(b"<"):
+            return etree.fromstring(text, _hardened_parser())
+        if text.startswith((b"{", b"[")):
+            return cast(object, json.loads(text.decode("utf-8")))
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    return None
+
+
+def _json_get(document: object, key: str) -> object:
+    if isinstance(document, dict):
+        for name, value in document.items():
+            if isinstance(name, str) and name.lower() == key.lower():
+                return cast(object, value)
+    return None
+
+
+def _session_id_from(body: bytes) -> str | None:
+    document = _parse_document(body)
+    value: object
+    if isinstance(document, etree._Element):
+        element = next(document.iter("{*}SessionId"), None)
+        value = element.text if element is not None else None
+    else:
+        value = _json_get(document, "SessionId")
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _em_error_message(body: bytes | None) -> str | None:
+    if not body:
+        return None
+    document = _parse_document(body)
+    value: object
+    if isinstance(document, etree._Element):
+        if etree.QName(document).localname != "Error":
+            return None
+        value = document.get("Message")
+    else:
+        value = _json_get(document, "Message")
+    if isinstance(value, str):
+        return _one_line(value) or None
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """exc and every exception reachable from it: causes, contexts, wrapped reasons, args."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack and len(seen) < 64:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked.extend(current.args)
+        stack.extend(item for item in linked if isinstance(item, BaseException))
+
+
+def _tls_detail(exc: BaseException) -> str:
+    for item in _chain(exc):
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return f"TLS certificate verification failed: {item.verify_message or item.reason}"
+    for item in _chain(exc):
+        if isinstance(item, ssl.SSLError) and item.reason:
+            return f"TLS handshake failed: {item.reason}"
+    return "TLS handshake failed"
+
+
+def _connection_detail(exc: BaseException) -> str:
+    chain = list(_chain(exc))
+    if any(
+        isinstance(item, urllib3.exceptions.NameResolutionError | socket.gaierror) for item in chain
+    ):
+        return "name resolution failed"
+    if any(isinstance(item, ConnectionRefusedError) for item in chain):
+        return "connection refused"
+    if any(isinstance(item, ConnectionResetError) for item in chain):
+        return "connection reset by peer"
+    if any(
+        isinstance(
+            item,
+            http.client.RemoteDisconnected
+            | http.client.IncompleteRead
+            | urllib3.exceptions.ProtocolError,
+        )
+        for item in chain
+    ):
+        return "connection closed early"
+    for item in chain:
+        if isinstance(item, OSError) and item.strerror:
+            return f"connection failed: {_one_line(item.strerror)}"
+    return "connection failed"
+
+
+def _request_error(
+    op: str, exc: requests.RequestException, timeout: float, scrub: Callable[[str], str]
+) -> PollError:
+    """Classify an exception raised while sending a request or reading its headers."""
+    # SSLError, ConnectTimeout and ProxyError all subclass ConnectionError: test them first.
+    if isinstance(exc, requests.exceptions.SSLError):
+        return PollError("tls", f"{op}: {scrub(_tls_detail(exc))}")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return PollError("timeout", f"{op}: connect timed out after {timeout:g}s")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return PollError("timeout", f"{op}: read timed out after {timeout:g}s")
+    if isinstance(
+        exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
+    ):
+        return PollError("connection", f"{op}: {_connection_detail(exc)}")
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return PollError("parse", f"{op}: response body could not be decoded")
+    # InvalidURL, TooManyRedirects, ...: nothing reached the EM or it could not be spoken to.
+    return PollError("connection", f"{op}: request failed ({type(exc).__name__})")
+
+
+def _read_error(op: str, exc: BaseException, timeout: float) -> PollError:
+    """Classify an I/O exception that came out of consume() while it read the body."""
+    # NewConnectionError subclasses urllib3's TimeoutError although it is a refusal.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return PollError("connection", f"{op}: reading the body failed: {_connection_detail(exc)}")
+    if isinstance(
+        exc,
+        urllib3.exceptions.TimeoutError | requests.exceptions.Timeout | TimeoutError,
+    ):
+        return PollError("timeout", f"{op}: reading the body timed out after {timeout:g}s")
+    if isinstance(exc, urllib3.exceptions.DecodeError | requests.exceptions.ContentDecodingError):
+        return PollError("parse", f"{op}: response body could not be decoded")
+    return PollError("connection", f"{op}: reading the body failed: {_connection_detail(exc)}")
