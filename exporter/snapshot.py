@@ -1,0 +1,273 @@
+"""Session records -> an immutable ``ServerSnapshot``, and the ``FinishedLedger`` of counters.
+
+Pure: the caller feeds records and a clock reading; nothing here does I/O. The snapshot
+describes one answer (gauges). The ledger remembers which finished sessions were already
+counted so that each UID is counted once, ever (contract 2.2), and freezes its counters into
+an immutable ``LedgerView`` after every successful poll so that a scrape never sees a
+half-updated state.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from exporter.parse import RESULTS, Entry, SessionRecord, UnreadableEntry
+
+KNOWN_STATES = ("InProgress", "CompletedSuccessfully", "CompletedWarning", "Failed")
+DURATION_BUCKETS = (
+    1.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    21600.0,
+    86400.0,
+)
+MESSAGE_LIMIT = 200
+# The EM answers 30 days of sessions; a UID is forgotten only once its creation time is
+# older than that window plus this margin, so clock skew or a late answer cannot make a
+# forgotten session reappear and be counted again.
+UID_RETENTION_SECONDS = (30 + 3) * 86400.0
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_message(message: str) -> str:
+    """Collapse whitespace and cut to 200 code points (contract 2.4)."""
+    return _WHITESPACE.sub(" ", message).strip()[:MESSAGE_LIMIT]
+
+
+def _newness(record: SessionRecord) -> tuple[float, float, str]:
+    # Contract 2.4: newest = latest creation, then latest end, then UID.
+    return (record.created, record.ended if record.ended is not None else float("-inf"), record.uid)
+
+
+@dataclass(frozen=True)
+class TypeSummary:
+    """What the gauges say about one session type in one answer."""
+
+    last_start: float
+    newest_finished: SessionRecord | None
+    newest_success: SessionRecord | None
+    newest_failure: SessionRecord | None
+    oldest_running_start: float | None
+
+
+@dataclass(frozen=True)
+class ServerSnapshot:
+    """One successful answer, reduced to what the gauges need."""
+
+    taken_at: float
+    sessions: Mapping[tuple[str, str], int]  # (session_type, state) -> count
+    canceled: Mapping[str, int]
+    types: Mapping[str, TypeSummary]
+
+
+@dataclass
+class _TypeAccumulator:
+    last_start: float = float("-inf")
+    newest_finished: SessionRecord | None = None
+    newest_success: SessionRecord | None = None
+    newest_failure: SessionRecord | None = None
+    oldest_running_start: float | None = None
+    canceled: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+
+    def add(self, record: SessionRecord) -> None:
+        self.states[record.state] = self.states.get(record.state, 0) + 1
+        if record.canceled:
+            self.canceled += 1
+        self.last_start = max(self.last_start, record.created)
+        if record.running:
+            if self.oldest_running_start is None or record.created < self.oldest_running_start:
+                self.oldest_running_start = record.created
+            return
+        if self.newest_finished is None or _newness(record) > _newness(self.newest_finished):
+            self.newest_finished = record
+        if record.result == "Success":
+            if self.newest_success is None or _newness(record) > _newness(self.newest_success):
+                self.newest_success = record
+        elif record.result == "Failed" and (
+            self.newest_failure is None or _newness(record) > _newness(self.newest_failure)
+        ):
+            self.newest_failure = record
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """Everything one pass over an answer produced, before it is committed."""
+
+    snapshot: ServerSnapshot
+    newly_finished: tuple[SessionRecord, ...]
+    session_types: frozenset[str]
+    skipped: int
+
+
+def build(
+    entries: Iterable[Entry],
+    *,
+    taken_at: float,
+    allows: Callable[[str], bool],
+    already_counted: Callable[[str], bool],
+) -> PollResult:
+    """One pass over an answer: the snapshot plus the finished sessions not yet counted.
+
+    ``already_counted`` is the ledger's membership test; only finished sessions it does not
+    know are kept, so the pass holds a handful of records however long the answer is.
+    """
+    per_type: dict[str, _TypeAccumulator] = {}
+    fresh: dict[str, SessionRecord] = {}
+    skipped = 0
+    for entry in entries:
+        if isinstance(entry, UnreadableEntry):
+            skipped += 1
+            continue
+        if not allows(entry.session_type):
+            continue
+        acc = per_type.get(entry.session_type)
+        if acc is None:
+            acc = per_type[entry.session_type] = _TypeAccumulator()
+        acc.add(entry)
+        if not entry.running and not already_counted(entry.uid):
+            fresh[entry.uid] = entry
+
+    sessions: dict[tuple[str, str], int] = {}
+    for session_type, acc in per_type.items():
+        for state in KNOWN_STATES:
+            sessions[(session_type, state)] = 0
+        for state, count in acc.states.items():
+            sessions[(session_type, state)] = count
+    snapshot = ServerSnapshot(
+        taken_at=taken_at,
+        sessions=MappingProxyType(sessions),
+        canceled=MappingProxyType({t: a.canceled for t, a in per_type.items()}),
+        types=MappingProxyType(
+            {
+                t: TypeSummary(
+                    last_start=a.last_start,
+                    newest_finished=a.newest_finished,
+                    newest_success=a.newest_success,
+                    newest_failure=a.newest_failure,
+                    oldest_running_start=a.oldest_running_start,
+                )
+                for t, a in per_type.items()
+            }
+        ),
+    )
+    return PollResult(
+        snapshot=snapshot,
+        newly_finished=tuple(fresh.values()),
+        session_types=frozenset(per_type),
+        skipped=skipped,
+    )
+
+
+@dataclass(frozen=True)
+class HistogramView:
+    bucket_counts: tuple[int, ...]  # per bucket of DURATION_BUCKETS plus +Inf, not cumulative
+    total: float
+    count: int
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """The counters of one server at one moment; safe to read from any thread."""
+
+    finished: Mapping[tuple[str, str], int]  # (session_type, result) -> count
+    durations: Mapping[str, HistogramView]
+    session_types: frozenset[str]
+
+
+EMPTY_LEDGER_VIEW = LedgerView(
+    finished=MappingProxyType({}), durations=MappingProxyType({}), session_types=frozenset()
+)
+
+
+class FinishedLedger:
+    """Counts each finished session once, ever, and keeps the duration histogram.
+
+    Used by one poller thread only; readers get ``view()`` copies.
+    """
+
+    def __init__(self) -> None:
+        self._counted: dict[str, float] = {}  # UID -> creation time, for pruning
+        self._finished: dict[tuple[str, str], int] = {}
+        self._buckets: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
+        self._types: set[str] = set()
+        self._baseline_taken = False
+        self._view = EMPTY_LEDGER_VIEW
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._counted
+
+    def __len__(self) -> int:
+        return len(self._counted)
+
+    @property
+    def baseline_taken(self) -> bool:
+        return self._baseline_taken
+
+    def commit(self, result: PollResult, *, now: float) -> LedgerView:
+        """Record a successful poll. The first one is the baseline and counts nothing."""
+        for session_type in result.session_types:
+            self._add_type(session_type)
+        for record in result.newly_finished:
+            if record.uid in self._counted:
+                continue
+            self._counted[record.uid] = record.created
+            if not self._baseline_taken:
+                continue
+            key = (record.session_type, record.result)
+            self._finished[key] = self._finished.get(key, 0) + 1
+            duration = record.duration
+            if duration is not None:
+                self._buckets[record.session_type][bisect_left(DURATION_BUCKETS, duration)] += 1
+                self._sums[record.session_type] += duration
+        self._baseline_taken = True
+        self._prune(now)
+        self._view = self._freeze()
+        return self._view
+
+    def view(self) -> LedgerView:
+        return self._view
+
+    def _add_type(self, session_type: str) -> None:
+        if session_type in self._types:
+            return
+        self._types.add(session_type)
+        for result in RESULTS:
+            self._finished.setdefault((session_type, result), 0)
+        self._buckets[session_type] = [0] * (len(DURATION_BUCKETS) + 1)
+        self._sums[session_type] = 0.0
+
+    def _prune(self, now: float) -> None:
+        horizon = now - UID_RETENTION_SECONDS
+        stale = [uid for uid, created in self._counted.items() if created < horizon]
+        for uid in stale:
+            del self._counted[uid]
+
+    def _freeze(self) -> LedgerView:
+        return LedgerView(
+            finished=MappingProxyType(dict(self._finished)),
+            durations=MappingProxyType(
+                {
+                    t: HistogramView(
+                        bucket_counts=tuple(self._buckets[t]),
+                        total=self._sums[t],
+                        count=sum(self._buckets[t]),
+                    )
+                    for t in self._types
+                }
+            ),
+            session_types=frozenset(self._types),
+        )
