@@ -1,0 +1,120 @@
+"""The running exporter: one registry, the self-metrics, one poller per EM and the collector.
+
+``apply`` takes a whole ``Config`` and makes the set of pollers match it, so the first
+start and a reload are the same operation: added servers start polling, removed ones stop
+and log out, changed ones restart and keep their counters when the name is unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from exporter.collector import ServerState, SessionCollector
+from exporter.config import Config
+from exporter.health import ExporterMetrics
+from exporter.logs import get_logger, register_secret
+from exporter.poller import ClientFactory, Poller, em_client
+from exporter.web import ServerInfo
+
+_log = get_logger("app")
+
+
+class Exporter:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        client_factory: ClientFactory = em_client,
+    ) -> None:
+        self._monotonic = monotonic
+        self._client_factory = client_factory
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.metrics = ExporterMetrics(self.registry)
+        self._clock = clock
+        self._pollers: dict[str, Poller] = {}
+        self._lock = threading.Lock()
+        self._started = False
+        self.registry.register(SessionCollector(self.states, clock=clock))
+
+    # --- what scrapes and pages read ----------------------------------------------------------
+
+    def pollers(self) -> list[Poller]:
+        with self._lock:
+            return list(self._pollers.values())
+
+    def states(self) -> list[ServerState]:
+        return [p.state for p in self.pollers()]
+
+    def server_infos(self) -> list[ServerInfo]:
+        infos = []
+        for p in self.pollers():
+            status = p.status
+            infos.append(
+                ServerInfo(
+                    name=p.server.name,
+                    url=p.server.url,
+                    polled_once=p.polled_once(),
+                    last_poll_at=status.last_poll_at,
+                    last_error=status.last_error,
+                    up=status.last_poll_at is not None and status.last_error is None,
+                )
+            )
+        return infos
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def apply(self, config: Config) -> None:
+        """Make the running pollers match ``config``."""
+        for server in config.servers:
+            register_secret(server.password)
+        with self._lock:
+            current = dict(self._pollers)
+        wanted = {s.name: s for s in config.servers}
+        stopping = [p for name, p in current.items() if name not in wanted]
+        changed = [p for name, p in current.items() if name in wanted and p.server != wanted[name]]
+        for poller in stopping + changed:
+            poller.stop()
+        for poller in stopping:
+            self.metrics.remove_server(poller.server.name)
+        new: dict[str, Poller] = {}
+        for name, server in wanted.items():
+            old = current.get(name)
+            if old is not None and old.server == server:
+                new[name] = old
+                continue
+            poller = Poller(
+                server,
+                self.metrics,
+                client_factory=self._client_factory,
+                ledger=old.ledger if old is not None else None,
+                clock=self._clock,
+                monotonic=self._monotonic,
+            )
+            new[name] = poller
+            if self._started:
+                poller.start()
+        with self._lock:
+            self._pollers = new
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_ts.set(self._clock())
+
+    def start(self) -> None:
+        self._started = True
+        for poller in self.pollers():
+            poller.start()
+
+    def stop(self) -> None:
+        """Stop every poller and log out of every EM, in parallel, bounded in time."""
+        threads = [
+            threading.Thread(target=p.stop, name=f"stop-{p.server.name}") for p in self.pollers()
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5.0)
+        self._started = False

@@ -1,0 +1,126 @@
+"""One log line per event, logfmt or JSON, with secrets kept out.
+
+Fields are passed as keyword arguments (``log.info("poll failed", server="em01",
+reason="auth")``). Known secret values (passwords, registered at config load) and anything
+shaped like an ``Authorization`` or ``X-RestSvcSessionId`` header are replaced by
+``<redacted>`` in the finished line, as a last line of defence behind code that never
+passes them in the first place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import IO, Any
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+REDACTED = "<redacted>"
+
+_HEADER_SECRETS = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer)?\s*|x-restsvcsessionid[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\s\"',;]+"
+)
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Never print this value (a password); short values would redact innocent text."""
+    if len(value) >= 4:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    text = _HEADER_SECRETS.sub(lambda m: m.group(1) + REDACTED, text)
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text and not any(c in text for c in ' ="\\\n\t') and text.isprintable():
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, style: str) -> None:
+        super().__init__()
+        self._json = style == "json"
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": "warn" if record.levelno == logging.WARNING else record.levelname.lower(),
+            "caller": record.name,
+            "msg": record.getMessage(),
+        }
+        extra: Mapping[str, object] = getattr(record, "fields", {})
+        fields.update(extra)
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            fields["err"] = f"{type(exc).__name__}: {exc}"
+        if self._json:
+            line = json.dumps(fields, ensure_ascii=False, default=str)
+        else:
+            line = " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
+        return redact(line)
+
+
+class Logger:
+    """A thin structured front to ``logging``: a message plus key/value fields."""
+
+    def __init__(self, name: str, **bound: object) -> None:
+        self._logger = logging.getLogger(name)
+        self._bound = bound
+
+    def bind(self, **fields: object) -> Logger:
+        logger = Logger(self._logger.name, **{**self._bound, **fields})
+        return logger
+
+    def _log(self, level: int, msg: str, fields: dict[str, Any]) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(level, msg, extra={"fields": {**self._bound, **fields}})
+
+    def debug(self, msg: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, msg, fields)
+
+    def info(self, msg: str, **fields: Any) -> None:
+        self._log(logging.INFO, msg, fields)
+
+    def warning(self, msg: str, **fields: Any) -> None:
+        self._log(logging.WARNING, msg, fields)
+
+    def error(self, msg: str, **fields: Any) -> None:
+        self._log(logging.ERROR, msg, fields)
+
+
+def get_logger(name: str, **bound: object) -> Logger:
+    return Logger(f"exporter.{name}" if not name.startswith("exporter") else name, **bound)
+
+
+def setup(level: str = "info", fmt: str = "logfmt", stream: IO[str] | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_Formatter(fmt))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(LEVELS[level])
+    # Library chatter (connection pool messages) is noise at info and may name URLs at debug.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -1,0 +1,217 @@
+"""One thread per EM server: schedule, backoff, self-metrics and the atomic snapshot swap.
+
+A poll is logon-if-needed, fetch, stream-parse and build; only a poll that completes swaps
+in a new ``ServerState``. A failed poll leaves the previous one in place (the collector
+hides it once it is older than ``stale_after``) and is retried with a doubling backoff
+capped at the poll interval. Nothing here blocks a scrape or another server.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, BinaryIO, Protocol, TypeVar
+
+from exporter.collector import ServerState
+from exporter.config import ServerConfig
+from exporter.emclient import EMClient, PollError
+from exporter.health import ExporterMetrics
+from exporter.logs import get_logger
+from exporter.parse import ParseError, iter_entries
+from exporter.snapshot import FinishedLedger, PollResult, build
+
+BACKOFF_START = 5.0  # seconds before the first retry; doubles up to the poll interval
+JITTER = 0.05  # up to 5% of each delay, so that several exporters do not poll in lockstep
+
+
+T = TypeVar("T")
+
+
+class SessionSource(Protocol):
+    """Where a poller gets its answers from: the EM client, or anything shaped like it."""
+
+    def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T: ...
+
+    def close(self, timeout: float = 3.0) -> None: ...
+
+
+ClientFactory = Callable[[ServerConfig, Callable[[], None]], SessionSource]
+
+
+def em_client(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
+    return EMClient(server, on_logon=on_logon)
+
+
+@dataclass(frozen=True)
+class PollStatus:
+    """For the landing page and the readiness check."""
+
+    last_poll_at: float | None = None
+    last_error: str | None = None
+    sessions: int = 0
+
+
+class Poller:
+    def __init__(
+        self,
+        server: ServerConfig,
+        metrics: ExporterMetrics,
+        *,
+        client_factory: ClientFactory = em_client,
+        ledger: FinishedLedger | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.server = server
+        self._metrics = metrics
+        self._client = client_factory(server, self._on_logon)
+        self._ledger = ledger or FinishedLedger()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._log = get_logger("poller", server=server.name)
+        self._state = ServerState(
+            server=server.name, stale_after=server.stale_after, ledger=self._ledger.view()
+        )
+        self._status = PollStatus()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._polled = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+        metrics.add_server(server.name)
+
+    # --- read side (any thread) -----------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def status(self) -> PollStatus:
+        return self._status
+
+    @property
+    def ledger(self) -> FinishedLedger:
+        """Handed to a replacement poller on reload so counters survive a config change."""
+        return self._ledger
+
+    def polled_once(self) -> bool:
+        return self._polled.is_set()
+
+    def wait_polled(self, timeout: float) -> bool:
+        return self._polled.wait(timeout)
+
+    # --- the poll ---------------------------------------------------------------------------
+
+    def _on_logon(self) -> None:
+        self._metrics.logins.labels(self.server.name).inc()
+        self._log.info("logged on to the EM")
+
+    def poll_once(self) -> bool:
+        """Poll once; True when a new snapshot was swapped in. Never raises."""
+        name = self.server.name
+        self._metrics.polls.labels(name).inc()
+        started = self._monotonic()
+        # One reading of the clock dates the snapshot, the success gauge and staleness alike.
+        now = self._clock()
+        error: str | None = None
+        reason = ""
+        try:
+            result = self._client.fetch_sessions(lambda stream: self._consume(stream, now))
+        except PollError as exc:
+            reason, error = exc.reason, str(exc)
+        except ParseError as exc:
+            reason, error = "parse", str(exc)
+        except Exception as exc:  # a bug must cost one poll, never the polling thread
+            reason, error = "parse", f"unexpected {type(exc).__name__} while reading the answer"
+            self._log.error("unexpected error in poll", err=f"{type(exc).__name__}: {exc}")
+        duration = self._monotonic() - started
+        self._metrics.poll_duration.labels(name).set(duration)
+
+        if error is None:
+            view = self._ledger.commit(result, now=now)
+            self._state = ServerState(
+                server=name,
+                stale_after=self.server.stale_after,
+                snapshot=result.snapshot,
+                ledger=view,
+            )
+            self._metrics.up.labels(name).set(1)
+            self._metrics.last_success.labels(name).set(now)
+            if result.skipped:
+                self._metrics.skipped.labels(name).inc(result.skipped)
+            sessions = sum(result.snapshot.sessions.values())
+            if self._failures:
+                self._log.info("poll succeeded again", after_failures=self._failures)
+            self._log.debug(
+                "poll succeeded",
+                sessions=sessions,
+                new_finished=len(result.newly_finished),
+                skipped=result.skipped,
+                duration=f"{duration:.3f}s",
+            )
+            self._failures = 0
+            self._status = PollStatus(last_poll_at=now, last_error=None, sessions=sessions)
+        else:
+            self._failures += 1
+            self._metrics.up.labels(name).set(0)
+            self._metrics.errors.labels(name, reason).inc()
+            self._log.warning("poll failed", reason=reason, err=error, failures=self._failures)
+            self._status = PollStatus(
+                last_poll_at=now, last_error=f"{reason}: {error}", sessions=self._status.sessions
+            )
+        self._polled.set()
+        return error is None
+
+    def _consume(self, stream: IO[bytes], now: float) -> PollResult:
+        return build(
+            iter_entries(stream, self.server.format),
+            taken_at=now,
+            allows=self.server.session_types.allows,
+            already_counted=self._ledger.__contains__,
+        )
+
+    def next_delay(self, succeeded: bool, rng: random.Random | None = None) -> float:
+        interval = self.server.poll_interval
+        if succeeded:
+            delay = interval
+        else:
+            delay = min(interval, min(BACKOFF_START, interval) * 2 ** (self._failures - 1))
+        return delay + (rng or random).uniform(0, JITTER * delay)
+
+    # --- the thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.server.tls.insecure_skip_verify:
+            self._log.warning("TLS certificate verification is disabled for this EM")
+        self._thread = threading.Thread(
+            target=self._run, name=f"poller-{self.server.name}", daemon=True
+        )
+        self._thread.start()
+
+    def trigger(self) -> None:
+        """Poll now instead of at the next scheduled time."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            ok = self.poll_once()
+            due = started + self.next_delay(ok)
+            while not self._stop.is_set():
+                remaining = due - time.monotonic()
+                if remaining <= 0 or self._wake.wait(remaining):
+                    break
+            self._wake.clear()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop polling and log out; bounded, so shutdown never hangs on a slow EM."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._client.close(timeout=timeout)
+        self._log.info("stopped polling")

@@ -1,0 +1,218 @@
+"""The HTTP side: a WSGI app for ``/``, the telemetry path, ``/-/healthy`` and ``/-/ready``,
+and a threaded server that listens on IPv4, IPv6 or both.
+
+The telemetry path is prometheus-client's own WSGI app, which negotiates gzip and
+OpenMetrics. Nothing here talks to an EM.
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from exporter import __version__
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the landing page and readiness check need to know about one EM server."""
+
+    name: str
+    url: str
+    polled_once: bool
+    last_poll_at: float | None
+    last_error: str | None
+    up: bool
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """``[HOST]:PORT`` -> (host, port); host ``""`` means every interface.
+
+    Accepts ``:9745``, ``0.0.0.0:9745``, ``127.0.0.1:9745``, ``[::]:9745``, ``[::1]:9745``
+    and ``localhost:9745``.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"listen address {text!r} has no port; use [HOST]:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"listen address {text!r}: put an IPv6 host in brackets, e.g. [::1]:9745")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"listen address {text!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"listen address {text!r}: port out of range")
+    return host, port
+
+
+def make_app(
+    registry: CollectorRegistry,
+    servers: Callable[[], Sequence[ServerInfo]],
+    telemetry_path: str = "/metrics",
+) -> WSGIApplication:
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == telemetry_path:
+            exposition: Iterable[bytes] = metrics_app(environ, start_response)
+            return exposition
+        if path == "/-/healthy":
+            return _text(start_response, "200 OK", "Healthy\n")
+        if path == "/-/ready":
+            infos = servers()
+            waiting = [s.name for s in infos if not s.polled_once]
+            if waiting:
+                body = "Not ready: waiting for the first poll of " + ", ".join(waiting) + "\n"
+                return _text(start_response, "503 Service Unavailable", body)
+            return _text(start_response, "200 OK", "Ready\n")
+        if path == "/":
+            page = _landing_page(servers(), telemetry_path)
+            start_response(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))],
+            )
+            return [page]
+        return _text(start_response, "404 Not Found", "Not found\n")
+
+    return app
+
+
+def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def _landing_page(servers: Sequence[ServerInfo], telemetry_path: str) -> bytes:
+    esc = html.escape
+    rows = []
+    for s in sorted(servers, key=lambda s: s.name):
+        if s.last_poll_at is None:
+            polled = "not yet"
+        else:
+            polled = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.last_poll_at))
+        status = "up" if s.up else ("waiting" if not s.polled_once else "down")
+        rows.append(
+            f"<tr><td>{esc(s.name)}</td><td>{esc(s.url)}</td><td>{status}</td>"
+            f"<td>{esc(polled)}</td><td>{esc(s.last_error or '')}</td></tr>"
+        )
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Veeam EM Exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
+</head><body>
+<h1>Veeam Backup Enterprise Manager Exporter</h1>
+<p>Version {esc(__version__)}</p>
+<ul>
+<li><a href="{esc(telemetry_path)}">Metrics</a></li>
+<li><a href="/-/healthy">Health</a></li>
+<li><a href="/-/ready">Readiness</a></li>
+</ul>
+<h2>Enterprise Manager servers</h2>
+<table><tr><th>Name</th><th>URL</th><th>Status</th><th>Last poll</th><th>Last error</th></tr>
+{"".join(rows)}
+</table></body></html>
+"""
+    return page.encode()
+
+
+_NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        # Access logs would drown the event log; Prometheus records scrape failures itself.
+        pass
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _DualStackServer(_ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        # Listen on IPv4 too, as ":PORT" means every interface.
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+class _IPv6Server(_ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+class HTTPServer:
+    """The exporter's own listener, served from a background thread."""
+
+    def __init__(self, app: WSGIApplication, listen_address: str) -> None:
+        host, port = parse_listen_address(listen_address)
+        server_class: type[_ThreadingWSGIServer]
+        if host == "":
+            if socket.has_ipv6:
+                host, server_class = "::", _DualStackServer
+            else:
+                host, server_class = "0.0.0.0", _ThreadingWSGIServer  # noqa: S104
+        elif ":" in host:
+            server_class = _IPv6Server
+        else:
+            server_class = _ThreadingWSGIServer
+        try:
+            self._server = make_server(
+                host, port, app, server_class=server_class, handler_class=_QuietHandler
+            )
+        except OSError as exc:
+            if server_class is _DualStackServer and exc.errno in _NO_IPV6:
+                # No IPv6 on this host after all: fall back to IPv4 only.
+                self._server = make_server(
+                    "0.0.0.0",  # noqa: S104
+                    port,
+                    app,
+                    server_class=_ThreadingWSGIServer,
+                    handler_class=_QuietHandler,
+                )
+            else:
+                raise OSError(
+                    exc.errno, f"cannot listen on {listen_address}: {exc.strerror}"
+                ) from exc
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="http",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(2.0)

@@ -1,0 +1,145 @@
+"""The complete /metrics exposition for a fixed input and clock, pinned in tests/golden/.
+
+Four servers cover every kind of series: em01 (XML, baseline then new finishes, a filter),
+em02 (JSON v13, then a failed poll: gauges stay until stale_after), em03 (never polled
+successfully: only poll health) and em04 (last success older than stale_after: counters only).
+
+Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/test_golden.py`` and
+review the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from prometheus_client import generate_latest
+
+from exporter.app import Exporter
+from exporter.config import Config, ServerConfig, SessionTypeFilter
+from exporter.emclient import PollError
+from exporter.poller import SessionSource
+
+T = TypeVar("T")
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
+T_POLL1 = 1738022400.0  # 2025-01-28T00:00:00Z
+T_POLL2 = T_POLL1 + 60
+T_SCRAPE = T_POLL2 + 30
+
+Answer = bytes | PollError
+
+
+class ScriptedSource:
+    """Gives each poll the next scripted answer: a body, or an error to raise."""
+
+    def __init__(self, answers: list[Answer], on_logon: Callable[[], None]) -> None:
+        self._answers = answers
+        self._on_logon = on_logon
+        self._logged_on = False
+
+    def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T:
+        answer = self._answers.pop(0)
+        if isinstance(answer, PollError):
+            raise answer
+        if not self._logged_on:
+            self._logged_on = True
+            self._on_logon()
+        return consume(io.BytesIO(answer))
+
+    def close(self, timeout: float = 3.0) -> None:
+        pass
+
+
+def _server(name: str, **kwargs: object) -> ServerConfig:
+    return ServerConfig(
+        name=name,
+        url=f"https://{name}.example.com:9398",
+        username="CORP\\svc_monitoring",
+        password="s3cret-password",
+        poll_interval=60.0,
+        stale_after=180.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def render() -> str:
+    poll1 = (FIXTURES / "golden_poll1.xml").read_bytes()
+    poll2 = (FIXTURES / "golden_poll2.xml").read_bytes()
+    v13 = (FIXTURES / "sessions_v13.json").read_bytes()
+    scripts: dict[str, list[Answer]] = {
+        "em01": [poll1, poll2],
+        "em02": [v13, PollError("timeout", "GET /api/systemSessions: read timed out")],
+        "em03": [PollError("auth", "logon refused: HTTP 401"), PollError("auth", "logon refused")],
+        "em04": [poll1],
+    }
+    now = [T_POLL1]
+    ticks = iter(float(i) * 0.25 for i in range(1000))
+
+    def factory(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
+        return ScriptedSource(scripts[server.name], on_logon)
+
+    exporter = Exporter(clock=lambda: now[0], monotonic=lambda: next(ticks), client_factory=factory)
+    exporter.apply(
+        Config(
+            servers=(
+                _server("em01", session_types=SessionTypeFilter(exclude=("LogExport",))),
+                _server("em02", format="json"),
+                _server("em03"),
+                _server("em04"),
+            )
+        )
+    )
+    pollers = {p.server.name: p for p in exporter.pollers()}
+    now[0] = T_POLL1 - 1000  # em04's only success is long past
+    pollers["em04"].poll_once()
+    now[0] = T_POLL1
+    for name in ("em01", "em02", "em03"):
+        pollers[name].poll_once()
+    now[0] = T_POLL2
+    for name in ("em01", "em02", "em03"):
+        pollers[name].poll_once()
+    now[0] = T_SCRAPE
+    return generate_latest(exporter.registry).decode()
+
+
+def test_exposition_matches_golden_file() -> None:
+    text = render()
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_golden_file_shows_the_rules_it_pins() -> None:
+    # Guards against regenerating the golden file from broken code without noticing.
+    text = GOLDEN.read_text()
+    assert 'veeam_em_up{server="em01"} 1.0' in text
+    assert 'veeam_em_up{server="em02"} 0.0' in text
+    assert 'veeam_em_poll_errors_total{reason="timeout",server="em02"} 1.0' in text
+    assert 'veeam_em_poll_errors_total{reason="auth",server="em03"} 2.0' in text
+    # em01: c4 (running at baseline) failed and x1 finished after the baseline.
+    assert (
+        'veeam_em_system_sessions_finished_total{result="Failed",server="em01",'
+        'session_type="CollectJob"} 1.0'
+    ) in text
+    assert (
+        'veeam_em_system_sessions_finished_total{result="Unknown",server="em01",'
+        'session_type="FutureJob"} 1.0'
+    ) in text
+    assert 'session_type="LogExport"' not in text.split("veeam_em_skipped")[0]
+    assert 'veeam_em_skipped_sessions_total{server="em01"} 2.0' in text
+    assert (
+        'veeam_em_system_session_last_failure_info{message="Failed to collect data from backup '
+        'server vbr01.corp.local: Access is denied.",server="em01",session_type="CollectJob"} 1.0'
+    ) in text
+    # em02 failed its second poll but is within stale_after: gauges stay.
+    assert 'veeam_em_system_sessions{server="em02",session_type="CollectJob"' in text
+    # em04 is stale: counters only.
+    assert 'veeam_em_system_sessions{server="em04"' not in text
+    assert 'veeam_em_system_sessions_finished_total{result="Success",server="em04"' in text
+    # em03 never succeeded: no last-success gauge.
+    assert 'veeam_em_last_successful_poll_timestamp_seconds{server="em03"}' not in text
