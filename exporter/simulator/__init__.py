@@ -1,0 +1,22 @@
+"""A simulated Veeam Backup Enterprise Manager REST API, for tests and demos.
+
+Stands on its own: it never imports the exporter's modules, so it can check them.
+"""
+
+from exporter.simulator.em import SimulatedEM
+from exporter.simulator.faults import FAULT_KINDS
+from exporter.simulator.model import SimEvent, SimSession
+from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator.stats import SimStats
+from exporter.simulator.tlsutil import OpenSSLMissingError, openssl_available
+
+__all__ = [
+    "FAULT_KINDS",
+    "OpenSSLMissingError",
+    "SimEvent",
+    "SimSession",
+    "SimStats",
+    "SimulatedEM",
+    "SimulatorSettings",
+    "openssl_available",
+]

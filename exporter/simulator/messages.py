@@ -1,0 +1,50 @@
+"""HTTP request and response as the simulator's routes see them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+Cut = Literal["none", "truncate", "reset"]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str  # path and query as sent
+    headers: Message
+    body: bytes
+    client_host: str
+    scheme: str
+    server_host: str
+    server_port: int
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+    def query_value(self, name: str) -> str | None:
+        """First value of a query parameter, the name matched case-insensitively."""
+        for key, values in self.query.items():
+            if key.lower() == name.lower() and values:
+                return values[0]
+        return None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    # truncate: promise the whole body, send part of it, close; reset: no answer, RST.
+    cut: Cut = "none"

@@ -1,0 +1,61 @@
+"""URL matching for the EM API: route names, allowed methods and stats keys."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_GUID = r"(?P<id>[^/]+)"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    template: str  # as written in stats keys
+    methods: frozenset[str]
+    pattern: re.Pattern[str]
+
+
+def _route(name: str, template: str, methods: set[str], regex: str) -> Route:
+    # WCF matches URI templates case-insensitively and ignores a trailing slash.
+    return Route(name, template, frozenset(methods), re.compile(regex + "/?$", re.IGNORECASE))
+
+
+ROUTES = (
+    _route("root", "/api/", {"GET"}, r"^/api"),
+    _route("logon", "/api/sessionMngr", {"POST"}, r"^/api/sessionMngr"),
+    _route("logon_list", "/api/logonSessions", {"GET"}, r"^/api/logonSessions"),
+    _route(
+        "logon_one", "/api/logonSessions/{id}", {"GET", "DELETE"}, rf"^/api/logonSessions/{_GUID}"
+    ),
+    _route("sessions", "/api/systemSessions", {"GET"}, r"^/api/systemSessions"),
+    _route("session", "/api/systemSessions/{id}", {"GET"}, rf"^/api/systemSessions/{_GUID}"),
+    _route(
+        "events",
+        "/api/systemSessions/{id}/events",
+        {"GET"},
+        rf"^/api/systemSessions/{_GUID}/events",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    route: Route | None
+    ident: str | None
+
+    def stats_key(self, method: str) -> str:
+        if self.route is None:
+            return f"{method} (unknown)"
+        if self.route.name == "logon_one" and method == "DELETE":
+            # Logouts are counted under the collection, as the exporter's tests expect.
+            return "DELETE /api/logonSessions"
+        return f"{method} {self.route.template}"
+
+
+def match(path: str) -> Match:
+    for route in ROUTES:
+        found = route.pattern.match(path)
+        if found:
+            return Match(route, found.groupdict().get("id"))
+    return Match(None, None)

@@ -1,0 +1,198 @@
+"""HTTP/1.1 plumbing: threads, TLS, connection tracking, gzip, truncation and resets."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import socket
+import ssl
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any
+
+from exporter.simulator.api import Api
+from exporter.simulator.control import PREFIX, Control, is_control_path
+from exporter.simulator.messages import Request, Response
+
+SERVER_HEADER = "Microsoft-HTTPAPI/2.0"
+_MAX_BODY = 1 << 20
+_log = logging.getLogger("exporter.simulator")
+
+
+class SimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Keep-alive connections would otherwise make stop() wait for every client to hang up.
+    block_on_close = False
+
+    def __init__(
+        self, address: tuple[str, int], api: Api, control: Control, tls: ssl.SSLContext | None
+    ) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.api = api
+        self.control = control
+        self.tls = tls
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, SimRequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup of the address; not wanted here.
+        TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        connection: socket.socket = request
+        if self.tls is not None:
+            try:
+                request.settimeout(10)
+                connection = self.tls.wrap_socket(request, server_side=True)
+                connection.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:
+                # A client that rejects our certificate ends the handshake; that is expected.
+                _log.debug("TLS handshake failed: %s", exc)
+                request.close()
+                return
+        with self._connections_lock:
+            self._connections.add(connection)
+        try:
+            SimRequestHandler(connection, client_address, self)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(connection)
+            if connection is not request:
+                _close_quietly(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+def _close_quietly(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        connection.close()
+
+
+class SimRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = SERVER_HEADER
+    timeout = 120  # an idle keep-alive connection is closed after this
+    server: SimHTTPServer
+
+    def version_string(self) -> str:
+        return SERVER_HEADER
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("%s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            self.send_error(413)
+            return
+        body = self.rfile.read(length) if length > 0 else b""
+        server_host, server_port = self.server.server_address[:2]
+        request = Request(
+            method=self.command,
+            target=self.path,
+            headers=self.headers,
+            body=body,
+            client_host=str(self.client_address[0]),
+            scheme="https" if self.server.tls is not None else "http",
+            server_host=str(server_host),
+            server_port=int(server_port),
+        )
+        try:
+            if is_control_path(request.path):
+                response = self.server.control.handle(request)
+            else:
+                response = self.server.api.handle(request)
+        except Exception:
+            _log.exception("simulator failed on %s %s", self.command, self.path)
+            response = Response(500, b"", None)
+        self._send(response, gzip_ok=_accepts_gzip(self.headers.get("Accept-Encoding")))
+
+    def _send(self, response: Response, *, gzip_ok: bool) -> None:
+        if response.cut == "reset":
+            self._reset()
+            return
+        body = response.body
+        headers = list(response.headers)
+        if body and gzip_ok and not self.path.startswith(PREFIX):
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers.append(("Content-Encoding", "gzip"))
+        self.send_response(response.status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if response.content_type:
+            self.send_header("Content-Type", response.content_type)
+        if response.status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "HEAD" or response.status == 204:
+            return
+        if response.cut == "truncate":
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+    def _reset(self) -> None:
+        """Abort the connection: SO_LINGER with a zero timeout makes close() send RST."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # The socket's file descriptor closes only once the buffered reader lets go of it.
+        self.rfile.close()
+        _close_quietly(self.connection)
+
+
+def _accepts_gzip(header: str | None) -> bool:
+    if not header:
+        return False
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            return _quality(params) > 0
+    return False
+
+
+def _quality(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
