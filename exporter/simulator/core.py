@@ -59,7 +59,7 @@ class SimCore:
 
     def _view(self, session_id: str) -> SimSession:
         s = self.settings
-        return self.store.get(
+        return self.store.describe(
             session_id, self.clock.now(), vocabulary=s.result_vocabulary, digits=s.fraction_digits
         )
 

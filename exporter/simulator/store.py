@@ -78,6 +78,17 @@ class SessionStore:
         assert view is not None  # _visible only returns visible records
         return view
 
+    def describe(
+        self, session_id: str, now: datetime, *, vocabulary: str, digits: int
+    ) -> SimSession:
+        """The record as it would be shown now, even if it is outside the window."""
+        with self._lock:
+            record = self._records[session_id]
+        view = _view(record, now, vocabulary, digits)
+        if view is None:
+            raise KeyError(session_id)
+        return view
+
     def events(self, session_id: str, now: datetime, *, digits: int) -> list[SimEvent]:
         with self._lock:
             record = self._visible(session_id, now)
