@@ -3,7 +3,7 @@
 Fields are passed as keyword arguments (``log.info("poll failed", server="em01",
 reason="auth")``). Known secret values (passwords, registered at config load) and anything
 shaped like an ``Authorization`` or ``X-RestSvcSessionId`` header are replaced by
-``<redacted>`` in the finished line, as a last line of defence behind code that never
+``<redacted>`` in every value of the line, as a last line of defence behind code that never
 passes them in the first place.
 """
 
@@ -75,11 +75,11 @@ class _Formatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             fields["err"] = f"{type(exc).__name__}: {exc}"
+        # Redact each raw value before quoting, so escaping cannot hide a secret's shape.
+        clean = {k: redact(str(v)) for k, v in fields.items()}
         if self._json:
-            line = json.dumps(fields, ensure_ascii=False, default=str)
-        else:
-            line = " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
-        return redact(line)
+            return json.dumps(clean, ensure_ascii=False)
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in clean.items())
 
 
 class Logger:

@@ -212,7 +212,8 @@ class HTTPServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
         if self._thread is not None:
+            # shutdown() waits for serve_forever() to notice, so only when it runs.
+            self._server.shutdown()
             self._thread.join(2.0)
+        self._server.server_close()

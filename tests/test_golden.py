@@ -10,12 +10,11 @@ review the diff.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
 
+from fakes import Answer, ScriptedSource
 from prometheus_client import generate_latest
 
 from exporter.app import Exporter
@@ -23,35 +22,11 @@ from exporter.config import Config, ServerConfig, SessionTypeFilter
 from exporter.emclient import PollError
 from exporter.poller import SessionSource
 
-T = TypeVar("T")
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 T_POLL1 = 1738022400.0  # 2025-01-28T00:00:00Z
 T_POLL2 = T_POLL1 + 60
 T_SCRAPE = T_POLL2 + 30
-
-Answer = bytes | PollError
-
-
-class ScriptedSource:
-    """Gives each poll the next scripted answer: a body, or an error to raise."""
-
-    def __init__(self, answers: list[Answer], on_logon: Callable[[], None]) -> None:
-        self._answers = answers
-        self._on_logon = on_logon
-        self._logged_on = False
-
-    def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T:
-        answer = self._answers.pop(0)
-        if isinstance(answer, PollError):
-            raise answer
-        if not self._logged_on:
-            self._logged_on = True
-            self._on_logon()
-        return consume(io.BytesIO(answer))
-
-    def close(self, timeout: float = 3.0) -> None:
-        pass
 
 
 def _server(name: str, **kwargs: object) -> ServerConfig:

@@ -1,0 +1,211 @@
+"""Command line: flags, wiring, signals and exit codes.
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT) or a good ``--config.check``; 1 when the
+exporter cannot start (the listen address is taken); 2 for a bad configuration or bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from exporter import __version__, logs
+from exporter.app import Exporter
+from exporter.config import Config, ConfigError, load_env, load_file, summary
+from exporter.web import HTTPServer, make_app, parse_listen_address
+
+if TYPE_CHECKING:
+    from exporter.simulator import SimulatedEM
+
+DEFAULT_LISTEN = ":9745"
+DEMO_POLL_INTERVAL = 5.0
+
+_log = logs.get_logger("main")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veeam-em-exporter",
+        description="Prometheus exporter for Veeam Backup Enterprise Manager system sessions.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        metavar="PATH",
+        help="YAML configuration file; without it one EM is configured from VEEAM_EM_* variables",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN,
+        metavar="[HOST]:PORT",
+        help=f"address to serve metrics on (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        metavar="PATH",
+        help="path under which to expose metrics (default /metrics)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="TLS and basic auth for the exporter's own endpoints (exporter-toolkit format)",
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
+        help="log level (default info)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        default="logfmt",
+        choices=["logfmt", "json"],
+        help="log format (default logfmt)",
+    )
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the configuration, print a summary with secrets redacted, and exit",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="poll a built-in simulated Enterprise Manager on loopback; no other set-up needed",
+    )
+    parser.add_argument("--version", action="version", version=f"veeam-em-exporter {__version__}")
+    return parser
+
+
+def load_config(config_file: str | None) -> Config:
+    if config_file:
+        return load_file(config_file)
+    return load_env(os.environ)
+
+
+def _start_demo() -> tuple[SimulatedEM, Config]:
+    from exporter.config import ServerConfig
+    from exporter.simulator import SimulatedEM, SimulatorSettings
+
+    settings = SimulatorSettings(live=True, speed=20.0)
+    sim = SimulatedEM(settings)
+    sim.start()
+    server = ServerConfig(
+        name="demo-em",
+        url=sim.url,
+        username=settings.username,
+        password=settings.password,
+        poll_interval=DEMO_POLL_INTERVAL,
+        stale_after=3 * DEMO_POLL_INTERVAL,
+        timeout=10.0,
+    )
+    return sim, Config(
+        servers=(server,), poll_interval=DEMO_POLL_INTERVAL, stale_after=3 * DEMO_POLL_INTERVAL
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_level, args.log_format)
+
+    if args.web_config_file:
+        _log.error("--web.config.file is not supported by this version yet")
+        return 2
+    try:
+        parse_listen_address(args.listen_address)
+    except ValueError as exc:
+        print(f"--web.listen-address: {exc}", file=sys.stderr)
+        return 2
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in (
+        "/",
+        "/-/healthy",
+        "/-/ready",
+    ):
+        print(
+            "--web.telemetry-path: must start with / and not be /, /-/healthy or /-/ready",
+            file=sys.stderr,
+        )
+        return 2
+
+    sim: SimulatedEM | None = None
+    try:
+        if args.demo:
+            if args.config_check:
+                print("--config.check and --demo cannot be combined", file=sys.stderr)
+                return 2
+            sim, config = _start_demo()
+        else:
+            config = load_config(args.config_file)
+    except ConfigError as exc:
+        source = args.config_file or "environment"
+        print(f"invalid configuration ({source}):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+
+    if args.config_check:
+        print(summary(config))
+        return 0
+
+    exporter = Exporter()
+    exporter.apply(config)
+    app = make_app(exporter.registry, exporter.server_infos, args.telemetry_path)
+    try:
+        http = HTTPServer(app, args.listen_address)
+    except OSError as exc:
+        _log.error("cannot start", err=str(exc))
+        if sim is not None:
+            sim.stop()
+        return 1
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        _log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    http.start()
+    shown_host = f"[{http.host}]" if ":" in http.host else http.host
+    _log.info(
+        "listening",
+        address=f"{shown_host}:{http.port}",
+        telemetry_path=args.telemetry_path,
+        version=__version__,
+    )
+    if sim is not None:
+        _log.info(
+            "demo mode: polling a simulated Enterprise Manager",
+            em_url=sim.url,
+            metrics=f"http://localhost:{http.port}{args.telemetry_path}",
+        )
+    for server in config.servers:
+        _log.info(
+            "polling", server=server.name, url=server.url, interval=f"{server.poll_interval:g}s"
+        )
+    exporter.start()
+
+    # Waiting with a timeout keeps the main thread responsive to signals.
+    while not stop.wait(1.0):
+        pass
+
+    http.stop()
+    exporter.stop()
+    if sim is not None:
+        sim.stop()
+    _log.info("stopped")
+    return 0

@@ -1,0 +1,260 @@
+"""The command line and the real process: flags, exit codes, start-up, scrape and shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import requests
+from fakes import wait_for
+
+from exporter import __version__
+from exporter.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PASSWORD = "Tr1cky-Pa55word"
+TOKEN = "NDRjZmJkYmUtNWE5NS00MTU2LTg4NjctOTFmMDY5YjdjMmNj"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp_path: Path, url: str, **extra: str) -> Path:
+    lines = [
+        "poll_interval: 10s",
+        "servers:",
+        "  - name: em01",
+        f"    url: {url}",
+        "    username: 'CORP\\svc_monitoring'",
+        f"    password: '{PASSWORD}'",
+        "    timeout: 2s",
+    ]
+    lines += [f"    {k}: {v}" for k, v in extra.items()]
+    path = tmp_path / "config.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"veeam-em-exporter {__version__}"
+
+
+def test_config_check_prints_a_summary_without_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "https://em01.example.com:9398")
+    assert main(["--config.file", str(config), "--config.check"]) == 0
+    out = capsys.readouterr()
+    assert "em01" in out.out
+    assert "https://em01.example.com:9398" in out.out
+    assert PASSWORD not in out.out + out.err
+
+
+def test_bad_config_exits_2_listing_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        "poll_interval: 1s\nservers:\n  - name: a\n    url: ftp://x\n    username: u\n"
+        f"    password: '{PASSWORD}'\n    colour: blue\n"
+    )
+    assert main(["--config.file", str(path), "--config.check"]) == 2
+    err = capsys.readouterr().err
+    assert "poll_interval" in err
+    assert "servers[0].url" in err
+    assert "servers[0].colour" in err
+    assert "Traceback" not in err
+    assert PASSWORD not in err
+
+
+def test_environment_config_is_required_without_a_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("VEEAM_EM_"):
+            monkeypatch.delenv(name)
+    assert main(["--config.check"]) == 2
+    assert "VEEAM_EM_URL" in capsys.readouterr().err
+
+
+def test_environment_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VEEAM_EM_URL", "https://em02.corp.local:9398")
+    monkeypatch.setenv("VEEAM_EM_USERNAME", "svc")
+    monkeypatch.setenv("VEEAM_EM_PASSWORD", PASSWORD)
+    assert main(["--config.check"]) == 0
+    out = capsys.readouterr().out
+    assert "em02.corp.local" in out
+    assert PASSWORD not in out
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--web.listen-address", "9745"],
+        ["--web.telemetry-path", "metrics"],
+        ["--log.level", "verbose"],
+    ],
+)
+def test_bad_flags_exit_2(tmp_path: Path, flags: list[str]) -> None:
+    config = write_config(tmp_path, "https://em01.example.com:9398")
+    try:
+        code = main(["--config.file", str(config), *flags])
+    except SystemExit as exc:  # argparse's own choice errors
+        code = int(exc.code or 0)
+    assert code == 2
+
+
+class FakeEM(BaseHTTPRequestHandler):
+    """Just enough of an EM for the process tests: logon, the collection, logout."""
+
+    answers: ClassVar[list[bytes]] = []
+    calls: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.calls.append("POST " + self.path)
+        self.send_response(201)
+        self.send_header("X-RestSvcSessionId", TOKEN)
+        body = (
+            b'<LogonSession xmlns="http://www.veeam.com/ent/v1.0"><UserName>svc</UserName>'
+            b"<SessionId>44cfbdbe-5a95-4156-8867-91f069b7c2cc</SessionId></LogonSession>"
+        )
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.calls.append("GET " + self.path)
+        body = self.answers[0]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_DELETE(self) -> None:
+        self.calls.append("DELETE " + self.path)
+        self.send_response(204)
+        self.end_headers()
+
+
+@pytest.fixture
+def fake_em() -> Iterator[str]:
+    FakeEM.answers = [(FIXTURES / "golden_poll1.xml").read_bytes()]
+    FakeEM.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeEM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def run_exporter(config: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_EM_")}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config.file",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--log.level",
+            "debug",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def ready(base: str) -> bool:
+    try:
+        return requests.get(base + "/-/ready", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.mark.integration
+def test_process_polls_serves_and_logs_out_on_sigterm(tmp_path: Path, fake_em: str) -> None:
+    port = free_port()
+    proc = run_exporter(write_config(tmp_path, fake_em), port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: ready(base), timeout=15)
+        text = requests.get(base + "/metrics", timeout=5).text
+        assert 'veeam_em_up{server="em01"} 1.0' in text
+        assert 'veeam_em_logins_total{server="em01"} 1.0' in text
+        assert (
+            'veeam_em_system_sessions{server="em01",session_type="CollectJob",state="Failed"} 1.0'
+        ) in text
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "DELETE /api/logonSessions/44cfbdbe-5a95-4156-8867-91f069b7c2cc" in FakeEM.calls
+    assert FakeEM.calls[0] == "POST /api/sessionMngr/?v=latest"
+    assert "GET /api/systemSessions?format=Entity" in FakeEM.calls
+    assert "msg=stopped" in err
+    assert PASSWORD not in err
+    assert TOKEN not in err
+
+
+@pytest.mark.integration
+def test_unreachable_em_is_reported_and_the_exporter_keeps_serving(tmp_path: Path) -> None:
+    port = free_port()
+    dead = free_port()
+    proc = run_exporter(write_config(tmp_path, f"http://127.0.0.1:{dead}"), port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: ready(base), timeout=15)
+        text = requests.get(base + "/metrics", timeout=5).text
+        assert 'veeam_em_up{server="em01"} 0.0' in text
+        assert 'veeam_em_poll_errors_total{reason="connection",server="em01"} 1.0' in text
+        assert "veeam_em_system_sessions{" not in text
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "reason=connection" in err
+    assert "server=em01" in err
+
+
+@pytest.mark.integration
+def test_listen_address_in_use_exits_1(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_exporter(write_config(tmp_path, "https://em01.example.com:9398"), port)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 1
+    assert "cannot listen" in err

@@ -1,0 +1,65 @@
+"""Log lines: logfmt and JSON shapes, server fields, and secrets that never get through."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from exporter import logs
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    logs.setup("debug", "logfmt", out)
+    yield out
+    logs.setup("info", "logfmt")
+
+
+def test_logfmt_line_with_fields_and_quoting(stream: io.StringIO) -> None:
+    logs.get_logger("poller", server="em01").warning(
+        "poll failed", reason="auth", err='HTTP 401 "x"'
+    )
+    line = stream.getvalue().strip()
+    assert line.startswith("ts=")
+    assert " level=warn caller=exporter.poller " in line
+    assert 'msg="poll failed" server=em01 reason=auth err="HTTP 401 \\"x\\""' in line
+    assert "\n" not in line
+
+
+def test_json_lines(stream: io.StringIO) -> None:
+    out = io.StringIO()
+    logs.setup("info", "json", out)
+    logs.get_logger("app").info("listening", address="[::]:9745")
+    logs.get_logger("app").debug("not shown")
+    (line,) = out.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["msg"] == "listening"
+    assert record["address"] == "[::]:9745"
+    assert record["level"] == "info"
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        ("authorization=Bearer abc.def", "abc.def"),
+        ("X-RestSvcSessionId: NDRjZmJkYmUtNWE5NS00MTU2", "NDRjZmJkYmUtNWE5NS00MTU2"),
+        ('{"x-restsvcsessionid": "tok123456"}', "tok123456"),
+    ],
+)
+def test_header_shaped_secrets_are_redacted(stream: io.StringIO, text: str, leak: str) -> None:
+    logs.get_logger("x").error("oops", err=text)
+    line = stream.getvalue()
+    assert leak not in line
+    assert logs.REDACTED in line
+
+
+def test_registered_passwords_are_redacted_everywhere(stream: io.StringIO) -> None:
+    logs.register_secret("hunter2-Secret")
+    logs.get_logger("x").info("weird hunter2-Secret", detail="pw=hunter2-Secret;")
+    assert "hunter2-Secret" not in stream.getvalue()
+    assert stream.getvalue().count(logs.REDACTED) == 2

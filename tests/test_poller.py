@@ -1,0 +1,194 @@
+"""Poller: error accounting, snapshot swap, backoff, scheduling and isolation between servers."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+import pytest
+from fakes import Answer, ScriptedSource, wait_for
+from prometheus_client import CollectorRegistry
+
+from exporter.config import ServerConfig
+from exporter.emclient import REASONS, PollError
+from exporter.health import ExporterMetrics
+from exporter.poller import BACKOFF_START, JITTER, Poller, SessionSource
+
+T = TypeVar("T")
+FIXTURES = Path(__file__).parent / "fixtures"
+GOOD = (FIXTURES / "golden_poll1.xml").read_bytes()
+
+
+def server(name: str = "em01", **kwargs: object) -> ServerConfig:
+    return ServerConfig(
+        name=name,
+        url="https://em01:9398",
+        username="u",
+        password="p4ssword",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def scripted(answers: list[Answer], **kwargs: float) -> tuple[Poller, CollectorRegistry]:
+    registry = CollectorRegistry()
+    metrics = ExporterMetrics(registry)
+
+    def factory(cfg: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
+        return ScriptedSource(answers, on_logon)
+
+    return Poller(server("em01", **kwargs), metrics, client_factory=factory), registry
+
+
+def test_series_exist_from_start_up() -> None:
+    _, reg = scripted([])
+    assert value(reg, "veeam_em_up", server="em01") == 0
+    assert value(reg, "veeam_em_poll_duration_seconds", server="em01") == 0
+    assert value(reg, "veeam_em_polls_total", server="em01") == 0
+    for reason in REASONS:
+        assert value(reg, "veeam_em_poll_errors_total", server="em01", reason=reason) == 0
+    assert value(reg, "veeam_em_last_successful_poll_timestamp_seconds", server="em01") is None
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_each_error_reason_is_counted_and_keeps_the_last_snapshot(reason: str) -> None:
+    poller, reg = scripted([GOOD, PollError(reason, "boom")])
+    assert poller.poll_once() is True
+    kept = poller.state.snapshot
+    assert kept is not None
+    assert poller.poll_once() is False
+    assert value(reg, "veeam_em_up", server="em01") == 0
+    assert value(reg, "veeam_em_poll_errors_total", server="em01", reason=reason) == 1
+    assert value(reg, "veeam_em_polls_total", server="em01") == 2
+    assert poller.state.snapshot is kept
+    assert poller.status.last_error == f"{reason}: boom"
+
+
+def test_malformed_answer_is_a_parse_error_and_swaps_nothing() -> None:
+    poller, reg = scripted([b"<SystemSessions><Sessions UID='x'>"])
+    assert poller.poll_once() is False
+    assert value(reg, "veeam_em_poll_errors_total", server="em01", reason="parse") == 1
+    assert poller.state.snapshot is None
+    assert poller.polled_once()
+
+
+def test_unexpected_exception_costs_one_poll_not_the_thread() -> None:
+    class Broken:
+        def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T:
+            raise RuntimeError("bug")
+
+        def close(self, timeout: float = 3.0) -> None:
+            pass
+
+    registry = CollectorRegistry()
+    poller = Poller(server(), ExporterMetrics(registry), client_factory=lambda s, cb: Broken())
+    assert poller.poll_once() is False
+    assert value(registry, "veeam_em_up", server="em01") == 0
+
+
+def test_success_sets_health_and_counts_skipped_entries() -> None:
+    clock = [1_738_022_400.0]
+    ticks = iter([10.0, 10.75])
+    registry = CollectorRegistry()
+
+    def factory(cfg: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
+        return ScriptedSource([GOOD], on_logon)
+
+    poller = Poller(
+        server(),
+        ExporterMetrics(registry),
+        client_factory=factory,
+        clock=lambda: clock[0],
+        monotonic=lambda: next(ticks),
+    )
+    assert poller.poll_once()
+    assert value(registry, "veeam_em_up", server="em01") == 1
+    assert value(registry, "veeam_em_poll_duration_seconds", server="em01") == 0.75
+    assert (
+        value(registry, "veeam_em_last_successful_poll_timestamp_seconds", server="em01")
+        == clock[0]
+    )
+    assert value(registry, "veeam_em_skipped_sessions_total", server="em01") == 1
+    assert value(registry, "veeam_em_logins_total", server="em01") == 1
+    assert poller.state.snapshot is not None
+    assert poller.state.snapshot.taken_at == clock[0]
+
+
+def test_backoff_doubles_and_is_capped_at_the_poll_interval() -> None:
+    failures = [PollError("timeout", "t")] * 6
+    poller, _ = scripted(list(failures), poll_interval=60.0)
+    no_jitter = random.Random(0)
+    no_jitter.uniform = lambda a, b: 0.0  # type: ignore[method-assign]
+    delays = []
+    for _ in range(6):
+        poller.poll_once()
+        delays.append(poller.next_delay(False, no_jitter))
+    assert delays == [BACKOFF_START, 10.0, 20.0, 40.0, 60.0, 60.0]
+
+
+def test_jitter_stays_within_bounds() -> None:
+    poller, _ = scripted([], poll_interval=60.0)
+    rng = random.Random(42)
+    delays = [poller.next_delay(True, rng) for _ in range(200)]
+    assert min(delays) >= 60.0
+    assert max(delays) <= 60.0 * (1 + JITTER)
+    assert len(set(delays)) > 100
+
+
+class Gate:
+    """A source whose fetch blocks until released, to model a hung EM."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T:
+        self.entered.set()
+        self.release.wait(10)
+        return consume(io.BytesIO(GOOD))
+
+    def close(self, timeout: float = 3.0) -> None:
+        self.release.set()
+
+
+def test_a_hung_server_does_not_delay_another() -> None:
+    registry = CollectorRegistry()
+    metrics = ExporterMetrics(registry)
+    gate = Gate()
+    slow = Poller(server("slow", poll_interval=0.2), metrics, client_factory=lambda s, cb: gate)
+    answers: list[Answer] = [GOOD] * 50
+    fast = Poller(
+        server("fast", poll_interval=0.05),
+        metrics,
+        client_factory=lambda s, cb: ScriptedSource(answers, cb),
+    )
+    slow.start()
+    fast.start()
+    try:
+        assert gate.entered.wait(5)
+        assert wait_for(lambda: (value(registry, "veeam_em_polls_total", server="fast") or 0) >= 3)
+        assert value(registry, "veeam_em_polls_total", server="slow") == 1
+        assert not slow.polled_once()
+    finally:
+        fast.stop()
+        slow.stop()
+
+
+def test_trigger_polls_at_once_and_stop_is_bounded() -> None:
+    answers: list[Answer] = [GOOD] * 5
+    poller, registry = scripted(answers, poll_interval=3600.0)
+    poller.start()
+    assert poller.wait_polled(5)
+    poller.trigger()
+    assert wait_for(lambda: value(registry, "veeam_em_polls_total", server="em01") == 2)
+    started = time.monotonic()
+    poller.stop()
+    assert time.monotonic() - started < 2.5

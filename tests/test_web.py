@@ -1,0 +1,192 @@
+"""HTTP endpoints over real sockets: landing page, telemetry, health, readiness, negotiation."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from fakes import Answer, ScriptedSource
+
+from exporter.app import Exporter
+from exporter.config import Config, ServerConfig
+from exporter.emclient import PollError
+from exporter.poller import SessionSource
+from exporter.web import HTTPServer, make_app, parse_listen_address
+
+GOOD = (Path(__file__).parent / "fixtures" / "golden_poll1.xml").read_bytes()
+PASSWORD = "Pa55word-never-shown"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (":9745", ("", 9745)),
+        ("0.0.0.0:9745", ("0.0.0.0", 9745)),  # noqa: S104
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        ("[::]:9745", ("::", 9745)),
+        ("[::1]:80", ("::1", 80)),
+        ("localhost:9745", ("localhost", 9745)),
+    ],
+)
+def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("9745", "no port"),
+        ("::1:9745", "brackets"),
+        (":http", "not a number"),
+        (":70000", "out of range"),
+    ],
+)
+def test_bad_listen_addresses(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_listen_address(text)
+
+
+def _exporter(answers: dict[str, list[Answer]]) -> Exporter:
+    def factory(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
+        return ScriptedSource(answers[server.name], on_logon)
+
+    exporter = Exporter(client_factory=factory)
+    exporter.apply(
+        Config(
+            servers=tuple(
+                ServerConfig(
+                    name=name,
+                    url=f"https://{name}.example.com:9398",
+                    username="CORP\\svc",
+                    password=PASSWORD,
+                )
+                for name in answers
+            )
+        )
+    )
+    return exporter
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Exporter, str]]:
+    exporter = _exporter(
+        {"em01": [GOOD], "em<02>": [PollError("auth", "logon refused: HTTP 401 Unauthorized")]}
+    )
+    http = HTTPServer(make_app(exporter.registry, exporter.server_infos, "/metrics"), "127.0.0.1:0")
+    http.start()
+    try:
+        yield exporter, f"http://127.0.0.1:{http.port}"
+    finally:
+        http.stop()
+
+
+def test_ready_only_after_every_server_polled(served: tuple[Exporter, str]) -> None:
+    exporter, base = served
+    assert requests.get(base + "/-/healthy", timeout=5).status_code == 200
+    not_ready = requests.get(base + "/-/ready", timeout=5)
+    assert not_ready.status_code == 503
+    assert "em01" in not_ready.text
+    pollers = exporter.pollers()
+    pollers[0].poll_once()
+    assert requests.get(base + "/-/ready", timeout=5).status_code == 503
+    pollers[1].poll_once()  # a failed poll still counts as polled
+    assert requests.get(base + "/-/ready", timeout=5).status_code == 200
+
+
+def test_metrics_plain_gzip_and_openmetrics(served: tuple[Exporter, str]) -> None:
+    exporter, base = served
+    for poller in exporter.pollers():
+        poller.poll_once()
+    plain = requests.get(base + "/metrics", timeout=5, headers={"Accept-Encoding": "identity"})
+    assert plain.headers["Content-Type"].startswith("text/plain")
+    assert 'veeam_em_up{server="em01"} 1.0' in plain.text
+    assert 'veeam_em_up{server="em<02>"} 0.0' in plain.text
+
+    raw = requests.get(
+        base + "/metrics", timeout=5, headers={"Accept-Encoding": "gzip"}, stream=True
+    )
+    assert raw.headers["Content-Encoding"] == "gzip"
+    assert b"veeam_em_system_sessions{" in gzip.decompress(raw.raw.read())
+
+    om = requests.get(
+        base + "/metrics",
+        timeout=5,
+        headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+    )
+    assert om.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert om.text.rstrip().endswith("# EOF")
+
+
+def test_landing_page_lists_servers_escaped_and_without_secrets(
+    served: tuple[Exporter, str],
+) -> None:
+    exporter, base = served
+    for poller in exporter.pollers():
+        poller.poll_once()
+    page = requests.get(base + "/", timeout=5)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "em&lt;02&gt;" in page.text and "em<02>" not in page.text
+    assert "https://em01.example.com:9398" in page.text
+    assert "auth: logon refused" in page.text
+    assert 'href="/metrics"' in page.text
+    assert PASSWORD not in page.text
+    assert requests.get(base + "/nope", timeout=5).status_code == 404
+
+
+def test_custom_telemetry_path() -> None:
+    exporter = _exporter({"em01": []})
+    app = make_app(exporter.registry, exporter.server_infos, "/probe")
+    http = HTTPServer(app, "127.0.0.1:0")
+    http.start()
+    try:
+        base = f"http://127.0.0.1:{http.port}"
+        assert "veeam_em_up" in requests.get(base + "/probe", timeout=5).text
+        assert requests.get(base + "/metrics", timeout=5).status_code == 404
+    finally:
+        http.stop()
+
+
+def _ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_and_dual_stack_listeners() -> None:
+    exporter = _exporter({"em01": []})
+    app = make_app(exporter.registry, exporter.server_infos)
+    v6 = HTTPServer(app, "[::1]:0")
+    v6.start()
+    try:
+        assert requests.get(f"http://[::1]:{v6.port}/-/healthy", timeout=5).status_code == 200
+    finally:
+        v6.stop()
+    both = HTTPServer(app, ":0")
+    both.start()
+    try:
+        assert requests.get(f"http://[::1]:{both.port}/-/healthy", timeout=5).status_code == 200
+        assert requests.get(f"http://127.0.0.1:{both.port}/-/healthy", timeout=5).status_code == 200
+    finally:
+        both.stop()
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    exporter = _exporter({"em01": []})
+    app = make_app(exporter.registry, exporter.server_infos)
+    first = HTTPServer(app, "127.0.0.1:0")
+    try:
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{first.port}"):
+            HTTPServer(app, f"127.0.0.1:{first.port}")
+    finally:
+        first.stop()
