@@ -8,6 +8,7 @@ import logging
 import socket
 import ssl
 import struct
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -67,6 +68,14 @@ class SimHTTPServer(ThreadingHTTPServer):
             if connection is not request:
                 _close_quietly(connection)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up early (timeouts, resets we caused) are normal here.
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            _log.debug("connection from %s ended: %s", client_address, error)
+        else:
+            _log.exception("simulator failed on a request from %s", client_address)
+
     def close_connections(self) -> None:
         with self._connections_lock:
             connections = list(self._connections)
@@ -114,10 +123,17 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.send_error(400, "bad Content-Length")
+            return
         if length > _MAX_BODY:
             self.send_error(413)
             return
+        if self.headers.get("Transfer-Encoding"):
+            # Chunked request bodies are not read; the connection cannot be reused after.
+            self.close_connection = True
         body = self.rfile.read(length) if length > 0 else b""
         server_host, server_port = self.server.server_address[:2]
         request = Request(

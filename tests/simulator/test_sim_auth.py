@@ -277,3 +277,20 @@ def test_head_answers_without_a_body(em: SimulatedEM) -> None:
     response = requests.head(em.url + "/api/", timeout=10)
     assert response.status_code == 405
     assert response.content == b""
+
+
+def test_ipv6_loopback(clock: ManualClock) -> None:
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 cannot be bound on this machine")
+    with SimulatedEM(SimulatorSettings(history_days=0, host="::1"), clock=clock) as em:
+        assert em.url.startswith("http://[::1]:")
+        response = requests.get(em.url + "/api/", timeout=10)
+        assert response.status_code == 200
+        assert f"{em.url}/api/sessionMngr/?v=latest" in response.text
