@@ -103,6 +103,9 @@ class Exporter:
         self.metrics.reload_ok.set(1)
         self.metrics.reload_ts.set(self._clock())
 
+    def reload_failed(self) -> None:
+        self.metrics.reload_ok.set(0)
+
     def start(self) -> None:
         self._started = True
         for poller in self.pollers():

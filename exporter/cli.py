@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="TLS and basic auth for the exporter's own endpoints (exporter-toolkit format)",
     )
     parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="serve POST /-/reload to re-read the configuration (off by default)",
+    )
+    parser.add_argument(
         "--log.level",
         dest="log_level",
         default="info",
@@ -99,7 +105,9 @@ def _start_demo() -> tuple[SimulatedEM, Config]:
     from exporter.config import ServerConfig
     from exporter.simulator import SimulatedEM, SimulatorSettings
 
-    settings = SimulatorSettings(live=True, speed=20.0)
+    # A distinctive password: every registered secret is redacted from the logs, and
+    # "demo" would blank out the word wherever it appears.
+    settings = SimulatorSettings(live=True, speed=20.0, password="demo-em-Pa55word")  # noqa: S106
     sim = SimulatedEM(settings)
     sim.start()
     server = ServerConfig(
@@ -161,7 +169,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     exporter = Exporter()
     exporter.apply(config)
-    app = make_app(exporter.registry, exporter.server_infos, args.telemetry_path)
+    reload_lock = threading.Lock()
+
+    def reload() -> str | None:
+        """Re-read the configuration; the old one keeps running if the new one is bad."""
+        with reload_lock:
+            if args.demo:
+                _log.info("reload ignored in demo mode")
+                return None
+            try:
+                new_config = load_config(args.config_file)
+            except ConfigError as exc:
+                exporter.reload_failed()
+                _log.error(
+                    "reload failed, keeping the running configuration",
+                    problems="; ".join(exc.problems),
+                )
+                return "; ".join(exc.problems)
+            exporter.apply(new_config)
+            _log.info("configuration reloaded", servers=len(new_config.servers))
+            return None
+
+    app = make_app(
+        exporter.registry,
+        exporter.server_infos,
+        args.telemetry_path,
+        reload=reload if args.enable_lifecycle else None,
+    )
     try:
         http = HTTPServer(app, args.listen_address)
     except OSError as exc:
@@ -170,14 +204,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             sim.stop()
         return 1
 
-    stop = threading.Event()
+    wake = threading.Event()
+    terminate = threading.Event()
+    hup = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         _log.info("stopping", signal=signal.Signals(signum).name)
-        stop.set()
+        terminate.set()
+        wake.set()
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        # Reload outside the signal handler: it takes locks and joins threads.
+        hup.set()
+        wake.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
 
     http.start()
     shown_host = f"[{http.host}]" if ":" in http.host else http.host
@@ -199,9 +242,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     exporter.start()
 
-    # Waiting with a timeout keeps the main thread responsive to signals.
-    while not stop.wait(1.0):
-        pass
+    while not terminate.is_set():
+        # A timeout keeps the main thread responsive to signals on every platform.
+        if not wake.wait(1.0):
+            continue
+        wake.clear()
+        if hup.is_set() and not terminate.is_set():
+            hup.clear()
+            _log.info("reloading", signal="SIGHUP")
+            reload()
 
     http.stop()
     exporter.stop()

@@ -62,11 +62,22 @@ def make_app(
     registry: CollectorRegistry,
     servers: Callable[[], Sequence[ServerInfo]],
     telemetry_path: str = "/metrics",
+    reload: Callable[[], str | None] | None = None,
 ) -> WSGIApplication:
+    """``reload``, when given, serves ``POST /-/reload``; it returns None or an error text."""
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
+        if path == "/-/reload" and reload is not None:
+            if environ.get("REQUEST_METHOD") not in ("POST", "PUT"):
+                return _text(start_response, "405 Method Not Allowed", "Use POST\n")
+            error = reload()
+            if error is not None:
+                return _text(
+                    start_response, "500 Internal Server Error", f"Reload failed: {error}\n"
+                )
+            return _text(start_response, "200 OK", "Reloaded\n")
         if path == telemetry_path:
             exposition: Iterable[bytes] = metrics_app(environ, start_response)
             return exposition
