@@ -46,9 +46,7 @@ class Control:
         parts = [p for p in req.path[len(PREFIX) :].split("/") if p]
         try:
             return self._dispatch(req, parts)
-        except BadRequest as exc:
-            return _json(400, {"error": str(exc)})
-        except ValueError as exc:
+        except ValueError as exc:  # BadRequest, and bad values refused by the core
             return _json(400, {"error": str(exc)})
         except KeyError as exc:
             return _json(404, {"error": f"unknown session {exc}"})
