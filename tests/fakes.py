@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from typing import BinaryIO, TypeVar
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import BinaryIO, ClassVar, TypeVar
+
+import requests
 
 from exporter.emclient import PollError
 
@@ -32,7 +40,9 @@ class ScriptedSource:
         return consume(io.BytesIO(answer))
 
     def close(self, timeout: float = 3.0) -> None:
-        pass
+        self.closed = True
+
+    closed = False
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -43,3 +53,80 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TOKEN = "NDRjZmJkYmUtNWE5NS00MTU2LTg4NjctOTFmMDY5YjdjMmNj"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakeEM(BaseHTTPRequestHandler):
+    """Just enough of an EM for the process tests: logon, the collection, logout."""
+
+    answers: ClassVar[list[bytes]] = []
+    calls: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.calls.append("POST " + self.path)
+        self.send_response(201)
+        self.send_header("X-RestSvcSessionId", TOKEN)
+        body = (
+            b'<LogonSession xmlns="http://www.veeam.com/ent/v1.0"><UserName>svc</UserName>'
+            b"<SessionId>44cfbdbe-5a95-4156-8867-91f069b7c2cc</SessionId></LogonSession>"
+        )
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.calls.append("GET " + self.path)
+        body = self.answers[0]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_DELETE(self) -> None:
+        self.calls.append("DELETE " + self.path)
+        self.send_response(204)
+        self.end_headers()
+
+
+def run_exporter(config: Path, port: int, *flags: str) -> subprocess.Popen[str]:
+    """The real exporter process. Logs at info (a few lines per poll at most), so the
+    stderr pipe cannot fill up and block it during a test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_EM_")}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config.file",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--log.level",
+            "info",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def ready(base: str) -> bool:
+    try:
+        return requests.get(base + "/-/ready", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False

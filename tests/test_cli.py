@@ -5,30 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import requests
-from fakes import wait_for
+from fakes import TOKEN, FakeEM, free_port, ready, run_exporter, wait_for
 
 from exporter import __version__
 from exporter.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PASSWORD = "Tr1cky-Pa55word"
-TOKEN = "NDRjZmJkYmUtNWE5NS00MTU2LTg4NjctOTFmMDY5YjdjMmNj"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp_path: Path, url: str, **extra: str) -> Path:
@@ -119,82 +106,6 @@ def test_bad_flags_exit_2(tmp_path: Path, flags: list[str]) -> None:
     except SystemExit as exc:  # argparse's own choice errors
         code = int(exc.code or 0)
     assert code == 2
-
-
-class FakeEM(BaseHTTPRequestHandler):
-    """Just enough of an EM for the process tests: logon, the collection, logout."""
-
-    answers: ClassVar[list[bytes]] = []
-    calls: ClassVar[list[str]] = []
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.calls.append("POST " + self.path)
-        self.send_response(201)
-        self.send_header("X-RestSvcSessionId", TOKEN)
-        body = (
-            b'<LogonSession xmlns="http://www.veeam.com/ent/v1.0"><UserName>svc</UserName>'
-            b"<SessionId>44cfbdbe-5a95-4156-8867-91f069b7c2cc</SessionId></LogonSession>"
-        )
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self.calls.append("GET " + self.path)
-        body = self.answers[0]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_DELETE(self) -> None:
-        self.calls.append("DELETE " + self.path)
-        self.send_response(204)
-        self.end_headers()
-
-
-@pytest.fixture
-def fake_em() -> Iterator[str]:
-    FakeEM.answers = [(FIXTURES / "golden_poll1.xml").read_bytes()]
-    FakeEM.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeEM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def run_exporter(config: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_EM_")}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--log.level",
-            "debug",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def ready(base: str) -> bool:
-    try:
-        return requests.get(base + "/-/ready", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 @pytest.mark.integration

@@ -1,0 +1,23 @@
+"""Fixtures shared by the top-level tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+
+import pytest
+from fakes import FIXTURES, FakeEM
+
+
+@pytest.fixture
+def fake_em() -> Iterator[str]:
+    """A minimal EM on a free loopback port, answering golden_poll1.xml."""
+    FakeEM.answers = [(FIXTURES / "golden_poll1.xml").read_bytes()]
+    FakeEM.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeEM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
