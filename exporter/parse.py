@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -168,8 +169,9 @@ def make_record(
 
     return SessionRecord(
         uid=uid,
-        session_type=(session_type or "").strip(),
-        state=state,
+        # Interned: a few distinct values repeated across tens of thousands of sessions.
+        session_type=sys.intern((session_type or "").strip()),
+        state=sys.intern(state),
         created=created_at,
         ended=ended_at,
         running=running,

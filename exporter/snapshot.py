@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from exporter.parse import RESULTS, Entry, SessionRecord, UnreadableEntry
 
@@ -102,12 +103,23 @@ class _TypeAccumulator:
             self.newest_failure = record
 
 
+class FinishedSession(NamedTuple):
+    """What the ledger needs of a finished session: a tuple, as there may be 100,000 of
+    them at the baseline poll."""
+
+    uid: str
+    session_type: str
+    result: str
+    duration: float | None
+    created: float
+
+
 @dataclass(frozen=True)
 class PollResult:
     """Everything one pass over an answer produced, before it is committed."""
 
     snapshot: ServerSnapshot
-    newly_finished: tuple[SessionRecord, ...]
+    newly_finished: tuple[FinishedSession, ...]
     session_types: frozenset[str]
     skipped: int
 
@@ -125,7 +137,7 @@ def build(
     know are kept, so the pass holds a handful of records however long the answer is.
     """
     per_type: dict[str, _TypeAccumulator] = {}
-    fresh: dict[str, SessionRecord] = {}
+    fresh: dict[str, FinishedSession] = {}
     skipped = 0
     for entry in entries:
         if isinstance(entry, UnreadableEntry):
@@ -138,7 +150,9 @@ def build(
             acc = per_type[entry.session_type] = _TypeAccumulator()
         acc.add(entry)
         if not entry.running and not already_counted(entry.uid):
-            fresh[entry.uid] = entry
+            fresh[entry.uid] = FinishedSession(
+                entry.uid, entry.session_type, entry.result, entry.duration, entry.created
+            )
 
     sessions: dict[tuple[str, str], int] = {}
     for session_type, acc in per_type.items():
