@@ -2,14 +2,18 @@
 and a threaded server that listens on IPv4, IPv6 or both.
 
 The telemetry path is prometheus-client's own WSGI app, which negotiates gzip and
-OpenMetrics. Nothing here talks to an EM.
+OpenMetrics. Nothing here talks to an EM. With a web config (``--web.config.file``) the server
+speaks TLS and the app sits behind basic auth; see exporter.webconfig.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import html
 import socket
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +25,10 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from exporter import __version__
+from exporter import __version__, logs
+from exporter.webconfig import TLSServerConfig, WebConfig, peer_allowed, wrap_app
+
+_log = logs.get_logger("web")
 
 
 @dataclass(frozen=True)
@@ -152,9 +159,87 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+# Long enough for a slow link, short enough that silent clients do not pile up threads.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+# What Go's net/http answers, so a scrape configured with the wrong scheme says why it fails.
+_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
+_TLS_HANDSHAKE_RECORD = b"\x16"
+
+
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    tls: TLSServerConfig | None = None
+
+    def enable_tls(self, tls: TLSServerConfig) -> None:
+        self.tls = tls
+        # wsgiref derives wsgi.url_scheme from this.
+        self.base_environ["HTTPS"] = "on"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        # Runs in the connection's own thread, so a slow or silent client delays nobody.
+        connection = _tls_accept(request, client_address, self.tls)
+        if connection is None:
+            return
+        try:
+            super().finish_request(connection, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                connection.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # TLS clients that hang up mid-request raise SSL errors wsgiref does not expect.
+        if self.tls is not None and isinstance(sys.exc_info()[1], OSError):
+            _log.debug(
+                "connection ended", client=str(client_address[0]), err=str(sys.exc_info()[1])
+            )
+            return
+        super().handle_error(request, client_address)
+
+
+def _tls_accept(
+    raw: socket.socket, client_address: Any, tls: TLSServerConfig
+) -> ssl.SSLSocket | None:
+    """The connection after a successful handshake; None (logged at debug) otherwise."""
+    client = str(client_address[0])
+    try:
+        raw.settimeout(TLS_HANDSHAKE_TIMEOUT)
+        first = raw.recv(1, socket.MSG_PEEK)
+        if first != _TLS_HANDSHAKE_RECORD:
+            if first.isalpha():
+                raw.sendall(_PLAIN_HTTP_ANSWER)
+                _drain(raw)
+            _log.debug("not a TLS client", client=client)
+            return None
+        connection = tls.context.wrap_socket(raw, server_side=True)
+    except OSError as exc:  # ssl.SSLError included; the socket is closed by the caller
+        _log.debug("TLS handshake failed", client=client, err=str(exc))
+        return None
+    if not peer_allowed(connection.getpeercert(), tls.client_allowed_sans):
+        _log.debug("client certificate has none of client_allowed_sans", client=client)
+        with contextlib.suppress(OSError):
+            connection.close()
+        return None
+    # Back to blocking without a timeout, as for plain HTTP connections.
+    connection.settimeout(None)
+    return connection
+
+
+def _drain(raw: socket.socket) -> None:
+    """Read what the client sent before hanging up: closing a socket with unread data makes
+    the kernel send a reset, which can destroy the answer before the client reads it."""
+    raw.shutdown(socket.SHUT_WR)
+    raw.settimeout(1.0)
+    deadline = time.monotonic() + 1.0
+    with contextlib.suppress(OSError):
+        while time.monotonic() < deadline and raw.recv(4096):
+            pass
 
 
 class _DualStackServer(_ThreadingWSGIServer):
@@ -171,9 +256,17 @@ class _IPv6Server(_ThreadingWSGIServer):
 
 
 class HTTPServer:
-    """The exporter's own listener, served from a background thread."""
+    """The exporter's own listener, served from a background thread.
 
-    def __init__(self, app: WSGIApplication, listen_address: str) -> None:
+    ``web_config`` (from exporter.webconfig.load_web_config) adds TLS, basic auth and extra
+    response headers; without it the endpoints are plain HTTP, open to anyone who can connect.
+    """
+
+    def __init__(
+        self, app: WSGIApplication, listen_address: str, web_config: WebConfig | None = None
+    ) -> None:
+        if web_config is not None:
+            app = wrap_app(app, web_config)
         host, port = parse_listen_address(listen_address)
         server_class: type[_ThreadingWSGIServer]
         if host == "":
@@ -203,7 +296,14 @@ class HTTPServer:
                 raise OSError(
                     exc.errno, f"cannot listen on {listen_address}: {exc.strerror}"
                 ) from exc
+        if web_config is not None and web_config.tls is not None:
+            self._server.enable_tls(web_config.tls)
         self._thread: threading.Thread | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the web config enables TLS, else ``http``."""
+        return "https" if self._server.tls is not None else "http"
 
     @property
     def port(self) -> int:
