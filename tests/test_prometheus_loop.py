@@ -1,0 +1,439 @@
+"""A real Prometheus scraping the real exporter polling the simulated EM, with the shipped rules.
+
+One loop per module: the simulator with live activity (60x), the exporter in-process polling it
+every second, and Debian's `prometheus` binary on a free loopback port, scraping the exporter
+every second with `prometheus/alerts.yml` loaded and evaluated every second. The Prometheus
+configuration is the shipped `prometheus/prometheus.yml` with only the intervals, the target,
+the rule file path and Alertmanager changed.
+
+The tests then ask Prometheus, over its HTTP API, whether the target is up, every rule is
+healthy, every dashboard query runs and returns data, the template variables have values, and
+whether a failed session injected into the simulator fires `VeeamEMSystemSessionFailed`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import requests
+import yaml
+from fakes import wait_for
+from test_dashboards import (
+    OVERVIEW,
+    all_panels,
+    dashboard_queries,
+    load_json,
+    substitute_variables,
+    variable_query,
+    variable_selector,
+    variables,
+)
+
+from exporter.app import Exporter
+from exporter.config import Config, ServerConfig
+from exporter.simulator import SimulatedEM, SimulatorSettings
+from exporter.web import HTTPServer, make_app
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
+ALERTS = REPO / "prometheus" / "alerts.yml"
+PROMETHEUS_CONFIG = REPO / "prometheus" / "prometheus.yml"
+SERVER = "em-sim"
+JOB = "veeam-em"
+
+# Dashboard queries (panel title, refId) allowed to return nothing, with the reason.
+# Empty: the fixture makes every query have data (a running session, sessions finished after
+# the exporter's baseline poll, error and skip counters that exist at 0 from the start).
+MAY_BE_EMPTY: dict[tuple[str, str], str] = {}
+
+# Deadlines, in seconds of wall time.
+STARTUP = 30.0
+SETTLE = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prometheus_binary() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("prometheus is not installed (.ci/run installs Debian's prometheus)")
+        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    return binary
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Loop:
+    em: SimulatedEM
+    target: str  # host:port of the exporter
+    prometheus: str  # base URL of Prometheus
+    log: Path  # Prometheus' own log, for failure messages
+
+    def api(self, path: str, **params: Any) -> Any:
+        """`data` of a successful Prometheus API answer; fails the test on an API error."""
+        response = requests.get(f"{self.prometheus}/api/v1/{path}", params=params, timeout=5)
+        body = response.json()
+        assert response.status_code == 200 and body.get("status") == "success", (
+            f"{path} {params}: HTTP {response.status_code} {body}"
+        )
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self.api("query", query=expr)["result"])
+
+    def query_range(self, expr: str, seconds: float) -> list[dict[str, Any]]:
+        end = time.time()
+        data = self.api("query_range", query=expr, start=end - seconds, end=end, step=1)
+        return cast(list[dict[str, Any]], data["result"])
+
+    def eventually(
+        self,
+        condition: Callable[[], bool],
+        what: str,
+        timeout: float,
+        detail: Callable[[], str] | None = None,
+    ) -> None:
+        if wait_for(condition, timeout=timeout):
+            return
+        if detail is None:
+            tail = self.log.read_text(errors="replace").splitlines()[-10:]
+            pytest.fail(
+                f"{what} within {timeout:.0f}s; Prometheus log ends with:\n" + "\n".join(tail)
+            )
+        pytest.fail(f"{what} within {timeout:.0f}s: {detail()}")
+
+
+def prometheus_config(target: str) -> dict[str, Any]:
+    """The shipped example configuration, pointed at the test's exporter and sped up."""
+    config = cast(dict[str, Any], yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8")))
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(ALERTS)]
+    config.pop("alerting", None)  # no Alertmanager here; /api/v1/alerts shows the alerts
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == JOB
+    job.update(scrape_interval="1s", scrape_timeout="1s")
+    job["static_configs"] = [{"targets": [target]}]
+    return config
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatedEM]:
+    # 60x: a simulated CollectJob every 15 s of wall time per backup server. A week of
+    # history is enough for past failures (messages) and keeps each 1 s poll cheap.
+    with SimulatedEM(SimulatorSettings(live=True, speed=60.0, history_days=7)) as em:
+        yield em
+
+
+@pytest.fixture(scope="module")
+def exporter_target(simulator: SimulatedEM) -> Iterator[tuple[Exporter, str]]:
+    exporter = Exporter()
+    # Built directly, the config may poll more often than a file allows (10 s minimum).
+    exporter.apply(
+        Config(
+            servers=(
+                ServerConfig(
+                    name=SERVER,
+                    url=simulator.url,
+                    username=simulator.settings.username,
+                    password=simulator.settings.password,
+                    poll_interval=1.0,
+                    stale_after=30.0,
+                    timeout=5.0,
+                ),
+            )
+        )
+    )
+    http = HTTPServer(make_app(exporter.registry, exporter.server_infos, "/metrics"), "127.0.0.1:0")
+    http.start()
+    exporter.start()
+    try:
+        yield exporter, f"127.0.0.1:{http.port}"
+    finally:
+        exporter.stop()
+        http.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus_path() -> str:
+    return prometheus_binary()
+
+
+@pytest.fixture(scope="module")
+def loop(
+    prometheus_path: str,
+    simulator: SimulatedEM,
+    exporter_target: tuple[Exporter, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Loop]:
+    exporter, target = exporter_target
+    (poller,) = exporter.pollers()
+    assert poller.wait_polled(STARTUP), "the exporter never polled the simulator"
+    assert poller.status.last_error is None, poller.status.last_error
+
+    work = tmp_path_factory.mktemp("prometheus")
+    config = work / "prometheus.yml"
+    config.write_text(yaml.safe_dump(prometheus_config(target)), encoding="utf-8")
+    log = work / "prometheus.log"
+    port = free_port()
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                prometheus_path,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={work / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=info",
+            ],
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        result = Loop(simulator, target, base, log)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                return True  # reported below
+            try:
+                return requests.get(base + "/-/ready", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        result.eventually(ready, "Prometheus did not become ready", STARTUP)
+        if process.poll() is not None:
+            pytest.fail(
+                f"prometheus exited with {process.returncode}:\n{log.read_text(errors='replace')}"
+            )
+        # Once Prometheus holds the exporter's baseline (histograms at 0): sessions that
+        # finish and are counted (so rate() over the histogram sees an increase, as the
+        # duration quantiles and the 7-day mean need), and one that keeps running (age of the
+        # oldest running session). Live activity alone would take up to 15 s to finish one.
+        result.eventually(
+            lambda: bool(
+                result.query(
+                    f'veeam_em_system_session_duration_seconds_count{{server="{SERVER}",'
+                    ' session_type="CollectJob"}'
+                )
+            ),
+            "Prometheus never scraped the exporter's histogram",
+            STARTUP,
+        )
+        now = simulator.now()
+        simulator.add_session(
+            "CollectJob",
+            state="CompletedSuccessfully",
+            created=now - timedelta(seconds=90),
+            ended=now,
+        )
+        simulator.add_session("DatabaseMaintenance", created=now - timedelta(minutes=5))
+        yield result
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- target and rules -----------------------------------------------------------------------------
+
+
+def test_target_is_up(loop: Loop) -> None:
+    def up() -> bool:
+        targets = loop.api("targets", state="active")["activeTargets"]
+        return any(
+            t["labels"].get("job") == JOB
+            and t["labels"].get("instance") == loop.target
+            and t["health"] == "up"
+            for t in targets
+        )
+
+    loop.eventually(up, f"target {loop.target} was not up", STARTUP)
+    (sample,) = loop.query(f'veeam_em_up{{job="{JOB}", server="{SERVER}"}}')
+    assert sample["metric"]["instance"] == loop.target
+    assert sample["value"][1] == "1"
+
+
+def expected_rules() -> dict[str, list[str]]:
+    data = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return {
+        group["name"]: [rule.get("record") or rule["alert"] for rule in group["rules"]]
+        for group in data["groups"]
+    }
+
+
+def test_every_rule_loads_and_evaluates_ok(loop: Loop) -> None:
+    expected = expected_rules()
+    groups: list[dict[str, Any]] = []
+
+    def all_evaluated() -> bool:
+        groups[:] = loop.api("rules")["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        # Health is "unknown" until a rule's first evaluation.
+        return bool(rules) and all(r["health"] != "unknown" for r in rules)
+
+    loop.eventually(all_evaluated, "not every rule was evaluated", SETTLE)
+    loaded = {g["name"]: [r["name"] for r in g["rules"]] for g in groups}
+    assert loaded == expected
+    for group in groups:
+        assert group["file"] == str(ALERTS)
+        for rule in group["rules"]:
+            where = f"{group['name']}/{rule['name']}"
+            assert rule["health"] == "ok", f"{where}: {rule.get('lastError')}"
+            assert not rule.get("lastError"), where
+
+
+# --- dashboard --------------------------------------------------------------------------------------
+
+OVERVIEW_DASHBOARD = load_json(OVERVIEW)
+TARGETS = {
+    (panel.get("title", ""), target.get("refId", "")): target
+    for panel in all_panels(OVERVIEW_DASHBOARD)
+    for target in panel.get("targets", [])
+}
+QUERIES = [
+    (title, ref, substitute_variables(expr))
+    for title, ref, expr in dashboard_queries(OVERVIEW_DASHBOARD)
+]
+
+
+def test_exemptions_name_existing_queries() -> None:
+    present = {(title, ref) for title, ref, _ in QUERIES}
+    assert set(MAY_BE_EMPTY) <= present, sorted(set(MAY_BE_EMPTY) - present)
+
+
+@pytest.mark.parametrize(
+    ("title", "ref", "expr"), QUERIES, ids=[f"{title}/{ref}" for title, ref, _ in QUERIES]
+)
+def test_dashboard_query_runs_and_returns_data(loop: Loop, title: str, ref: str, expr: str) -> None:
+    # Grafana runs a panel's target as an instant query, a range query, or both.
+    target = TARGETS.get((title, ref), {})
+    as_range = bool(target.get("range", not target.get("instant", False)))
+    # An error (bad syntax, many-to-many match, ...) fails at once in `api`; data may need a
+    # few scrapes and evaluations (increase() needs two samples, a recording rule one round).
+    results: list[dict[str, Any]] = []
+
+    def has_data() -> bool:
+        results[:] = loop.query(expr)
+        if as_range:
+            results.extend(loop.query_range(expr, 30))
+        return bool(results)
+
+    if (title, ref) in MAY_BE_EMPTY:
+        has_data()  # must still run without error
+        return
+    loop.eventually(has_data, f"{title}/{ref}: no data for {expr}", SETTLE)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, v in variables(OVERVIEW_DASHBOARD).items() if v["type"] == "query"]
+)
+def test_template_variable_has_values(loop: Loop, name: str) -> None:
+    query = variable_query(variables(OVERVIEW_DASHBOARD)[name])
+    selector = substitute_variables(variable_selector(query))
+    label = query.strip().removesuffix(")").rsplit(",", 1)[1].strip()
+    values: list[str] = []
+
+    def found() -> bool:
+        values[:] = loop.api(f"label/{label}/values", **{"match[]": selector})
+        return bool(values)
+
+    loop.eventually(found, f"no values for {query}", SETTLE)
+    if name == "server":
+        assert values == [SERVER]
+    if name == "session_type":
+        assert {"CollectJob", "DatabaseMaintenance"} <= set(values)
+
+
+# --- the failure alert ------------------------------------------------------------------------------
+
+
+def test_injected_failure_fires_the_alert(loop: Loop) -> None:
+    rule = next(
+        r
+        for g in yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "VeeamEMSystemSessionFailed"
+    )
+    # Without `for` the alert fires on the first evaluation that sees the increase.
+    state = "pending" if rule.get("for") else "firing"
+    # The counter must exist before the failure, or increase() cannot see it go up.
+    loop.eventually(
+        lambda: bool(
+            loop.query(
+                f'veeam_em_system_sessions_finished_total{{server="{SERVER}",'
+                f' session_type="CollectJob", result="Failed"}}'
+            )
+        ),
+        "the CollectJob/Failed counter was never scraped",
+        SETTLE,
+    )
+
+    message = f"Injected failure {uuid.uuid4()}: the RPC server is unavailable."
+    # Created a little ahead of the simulated now, so that no live CollectJob failing in the
+    # next seconds is newer and replaces the message in veeam_em_system_session_last_failure_info.
+    created = loop.em.now() + timedelta(minutes=10)
+    session = loop.em.add_session("CollectJob", created=created)
+    loop.em.finish_session(
+        session.id, state="Failed", ended=created + timedelta(minutes=2), message=message
+    )
+
+    alerts: list[dict[str, Any]] = []
+
+    def matching() -> list[dict[str, Any]]:
+        return [
+            a
+            for a in alerts
+            if a["labels"].get("alertname") == "VeeamEMSystemSessionFailed"
+            and a["labels"].get("server") == SERVER
+            and a["labels"].get("session_type") == "CollectJob"
+            and a["state"] == state
+            and message in a["annotations"].get("description", "")
+        ]
+
+    def fired() -> bool:
+        alerts[:] = loop.api("alerts")["alerts"]
+        return bool(matching())
+
+    loop.eventually(
+        fired,
+        f"VeeamEMSystemSessionFailed was not {state} with {message!r}",
+        SETTLE,
+        detail=lambda: f"active alerts: {alerts}",
+    )
+    (alert,) = matching()
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["labels"]["job"] == JOB
+    assert alert["labels"]["instance"] == loop.target
+    assert SERVER in alert["annotations"]["summary"]
+    assert alert["annotations"]["runbook_url"].endswith("#veeamemsystemsessionfailed")
+    # The exporter itself is healthy: none of its own alerts is even pending.
+    exporter_alerts = {
+        "VeeamEMExporterPollFailing",
+        "VeeamEMAuthenticationFailing",
+        "VeeamEMDataStale",
+        "VeeamEMExporterTokenChurn",
+    }
+    assert not [a for a in alerts if a["labels"]["alertname"] in exporter_alerts]
