@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from exporter.config import ServerConfig
-from exporter.simulator import SimulatedEM, SimulatorSettings, openssl_available
+from exporter.simulator import SimulatedEM, SimulatorSettings
 
 from .helpers import ExporterOnSocket
 
@@ -58,13 +57,3 @@ def make_exporter(make_sim: MakeSim) -> Iterator[MakeExporter]:
     yield make
     for exporter in made:
         exporter.close()
-
-
-@pytest.fixture
-def require_openssl() -> None:
-    """The TLS simulator needs the openssl program: skip without it, but never in CI."""
-    if not openssl_available():
-        message = "the openssl command-line program is needed for the TLS simulator"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (missing in CI)")
-        pytest.skip(message)

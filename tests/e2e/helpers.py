@@ -15,6 +15,7 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+import pytest
 import requests
 from fakes import wait_for
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import Exporter
 from exporter.config import Config, Format, ServerConfig, TLSConfig
 from exporter.poller import Poller
-from exporter.simulator import SimulatedEM
+from exporter.simulator import SimulatedEM, openssl_available
 from exporter.web import HTTPServer, make_app
 
 # A sample as (name, sorted label pairs): hashable, comparable, readable in a diff.
@@ -102,6 +103,15 @@ def assert_samples_equal(
     assert not wrong, "(actual, expected):\n" + "\n".join(
         f"{k}: {v}" for k, v in sorted(wrong.items())
     )
+
+
+def need_openssl() -> None:
+    """The TLS simulator runs the openssl program: skip without it, but never in CI."""
+    if not openssl_available():
+        message = "the openssl command-line program is needed for the TLS simulator"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (and CI=true)")
+        pytest.skip(message)
 
 
 def scrape(base: str) -> Scrape:
