@@ -19,6 +19,7 @@ from exporter import __version__, logs
 from exporter.app import Exporter
 from exporter.config import Config, ConfigError, load_env, load_file, summary
 from exporter.web import HTTPServer, make_app, parse_listen_address
+from exporter.webconfig import WebConfig, load_web_config
 
 if TYPE_CHECKING:
     from exporter.simulator import SimulatedEM
@@ -124,13 +125,26 @@ def _start_demo() -> tuple[SimulatedEM, Config]:
     )
 
 
+def _print_problems(title: str, exc: ConfigError) -> None:
+    print(title, file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)
 
+    web_config: WebConfig | None = None
     if args.web_config_file:
-        _log.error("--web.config.file is not supported by this version yet")
-        return 2
+        # Before --config.check's exit, so a check validates the web config too.
+        try:
+            web_config = load_web_config(args.web_config_file)
+        except ConfigError as exc:
+            _print_problems(f"invalid web configuration ({args.web_config_file}):", exc)
+            return 2
+        for warning in web_config.warnings:
+            _log.warning("web config setting has no effect", detail=warning)
     try:
         parse_listen_address(args.listen_address)
     except ValueError as exc:
@@ -157,10 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             config = load_config(args.config_file)
     except ConfigError as exc:
-        source = args.config_file or "environment"
-        print(f"invalid configuration ({source}):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems(f"invalid configuration ({args.config_file or 'environment'}):", exc)
         return 2
 
     if args.config_check:
@@ -197,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reload=reload if args.enable_lifecycle else None,
     )
     try:
-        http = HTTPServer(app, args.listen_address)
+        http = HTTPServer(app, args.listen_address, web_config=web_config)
     except OSError as exc:
         _log.error("cannot start", err=str(exc))
         if sim is not None:
@@ -227,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log.info(
         "listening",
         address=f"{shown_host}:{http.port}",
+        scheme=http.scheme,
+        basic_auth=bool(web_config and web_config.basic_auth_users),
         telemetry_path=args.telemetry_path,
         version=__version__,
     )
@@ -234,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log.info(
             "demo mode: polling a simulated Enterprise Manager",
             em_url=sim.url,
-            metrics=f"http://localhost:{http.port}{args.telemetry_path}",
+            metrics=f"{http.scheme}://localhost:{http.port}{args.telemetry_path}",
         )
     for server in config.servers:
         _log.info(

@@ -169,3 +169,62 @@ def test_listen_address_in_use_exits_1(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 1
     assert "cannot listen" in err
+
+
+def test_invalid_web_config_exits_2_even_for_a_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "https://em01.example.com:9398")
+    web = tmp_path / "web.yml"
+    web.write_text(
+        "tls_server_config:\n  cert_file: missing.pem\nbasic_auth_users:\n  u: nothash\n"
+    )
+    code = main(["--config.file", str(config), "--web.config.file", str(web), "--config.check"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"invalid web configuration ({web})" in err
+    assert "tls_server_config.key_file" in err
+    assert "basic_auth_users.u" in err
+
+
+@pytest.mark.integration
+def test_basic_auth_from_the_web_config_guards_every_endpoint(tmp_path: Path, fake_em: str) -> None:
+    import bcrypt
+
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"scrape-Secret", bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    port = free_port()
+    proc = run_exporter(write_config(tmp_path, fake_em), port, "--web.config.file", str(web))
+    base = f"http://127.0.0.1:{port}"
+    auth = ("prometheus", "scrape-Secret")
+
+    def ready_with_auth() -> bool:
+        try:
+            return requests.get(base + "/-/ready", timeout=1, auth=auth).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    try:
+        assert wait_for(ready_with_auth, timeout=15)
+        for path in ("/metrics", "/-/healthy", "/"):
+            refused = requests.get(base + path, timeout=5)
+            assert refused.status_code == 401
+            assert refused.headers["WWW-Authenticate"].startswith("Basic")
+            assert (
+                requests.get(base + path, timeout=5, auth=("prometheus", "wrong")).status_code
+                == 401
+            )
+        assert (
+            'veeam_em_up{server="em01"} 1.0'
+            in requests.get(base + "/metrics", timeout=5, auth=auth).text
+        )
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "basic_auth=True" in err
+    assert "scrape-Secret" not in err
