@@ -79,56 +79,52 @@ class SessionCollector(Collector):
         yield from _counters([(s.server, s.ledger) for s in states])
 
 
+def _gauge(name: str, meaning: str, *extra_labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"veeam_em_system_{name}",
+        f"{meaning}, {_AS_OF}.",
+        labels=["server", "session_type", *extra_labels],
+    )
+
+
 def _gauges(fresh: Sequence[tuple[str, ServerSnapshot]]) -> Iterator[Metric]:
-    sessions = GaugeMetricFamily(
-        "veeam_em_system_sessions",
-        f"System sessions in the EM's 30-day window by type and state, {_AS_OF}.",
-        labels=["server", "session_type", "state"],
+    sessions = _gauge(
+        "sessions", "System sessions in the EM's 30-day window by type and state", "state"
     )
-    canceled = GaugeMetricFamily(
-        "veeam_em_system_sessions_canceled",
-        f"System sessions in the EM's 30-day window that were canceled, {_AS_OF}.",
-        labels=["server", "session_type"],
+    canceled = _gauge(
+        "sessions_canceled", "System sessions in the EM's 30-day window that were canceled"
     )
-    last_start = GaugeMetricFamily(
-        "veeam_em_system_session_last_start_timestamp_seconds",
-        f"Creation time of the newest session of the type, {_AS_OF}.",
-        labels=["server", "session_type"],
+    last_start = _gauge(
+        "session_last_start_timestamp_seconds", "Creation time of the newest session of the type"
     )
-    last_end = GaugeMetricFamily(
-        "veeam_em_system_session_last_end_timestamp_seconds",
-        f"End time of the newest finished session of the type, {_AS_OF}.",
-        labels=["server", "session_type"],
+    last_end = _gauge(
+        "session_last_end_timestamp_seconds",
+        "End time of the newest finished session of the type",
     )
-    last_duration = GaugeMetricFamily(
-        "veeam_em_system_session_last_duration_seconds",
-        f"Duration of the newest finished session of the type, {_AS_OF}.",
-        labels=["server", "session_type"],
+    last_duration = _gauge(
+        "session_last_duration_seconds", "Duration of the newest finished session of the type"
     )
-    last_result = GaugeMetricFamily(
-        "veeam_em_system_session_last_result",
-        f"Result of the newest finished session of the type (1 for its result), {_AS_OF}.",
-        labels=["server", "session_type", "result"],
+    last_result = _gauge(
+        "session_last_result",
+        "Result of the newest finished session of the type (1 for its result)",
+        "result",
     )
-    last_success = GaugeMetricFamily(
-        "veeam_em_system_session_last_success_timestamp_seconds",
-        f"End time of the newest successful session of the type, {_AS_OF}.",
-        labels=["server", "session_type"],
+    last_success = _gauge(
+        "session_last_success_timestamp_seconds",
+        "End time of the newest successful session of the type",
     )
-    last_failure = GaugeMetricFamily(
-        "veeam_em_system_session_last_failure_timestamp_seconds",
-        f"End time of the newest failed session of the type, {_AS_OF}.",
-        labels=["server", "session_type"],
+    last_failure = _gauge(
+        "session_last_failure_timestamp_seconds",
+        "End time of the newest failed session of the type",
     )
-    failure_info = GaugeMetricFamily(
-        "veeam_em_system_session_last_failure_info",
-        f"Message of the newest failed session of the type (always 1), {_AS_OF}.",
-        labels=["server", "session_type", "message"],
+    failure_info = _gauge(
+        "session_last_failure_info",
+        "Message of the newest failed session of the type (always 1)",
+        "message",
     )
-    oldest_running = GaugeMetricFamily(
-        "veeam_em_system_session_oldest_running_start_timestamp_seconds",
-        f"Creation time of the oldest running session of the type, {_AS_OF}.",
-        labels=["server", "session_type"],
+    oldest_running = _gauge(
+        "session_oldest_running_start_timestamp_seconds",
+        "Creation time of the oldest running session of the type",
     )
 
     for server, snap in fresh:
