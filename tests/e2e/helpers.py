@@ -227,7 +227,7 @@ class ExporterProcess:
 
     def listening_base(self, timeout: float = 15.0) -> str:
         """The exporter's URL, from its `listening` line (the process was given port 0)."""
-        match = self.wait_for_line(r"msg=listening address=(\S+)", timeout)
+        match = self.wait_for_line(r"msg=listening\b.*?\baddress=(\S+)", timeout)
         return "http://" + match.group(1)
 
     def terminate(self, timeout: float = 10.0) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import requests
 from fakes import wait_for
 
-from exporter.simulator import SimSession
+from exporter.simulator import SimSession, SimulatedEM
 
 from . import reference
 from .conftest import MakeExporter, MakeSim
@@ -151,11 +152,7 @@ def test_an_empty_answer_then_the_full_one_counts_nothing_twice(
     assert_samples_equal(after.select(COUNTERS, server="em01"), expected)
 
 
-def test_the_real_process_logs_out_on_sigterm_and_exits_0(
-    make_sim: MakeSim, tmp_path: Path
-) -> None:
-    password = "Sig-Term-Pa55word"
-    sim = make_sim(password=password)
+def write_config(tmp_path: Path, sim: SimulatedEM, password: str, timeout: str) -> Path:
     config = tmp_path / "config.yml"
     config.write_text(
         "poll_interval: 10s\n"
@@ -164,8 +161,17 @@ def test_the_real_process_logs_out_on_sigterm_and_exits_0(
         f"    url: {sim.url}\n"
         f"    username: '{sim.settings.username}'\n"
         f"    password: '{password}'\n"
-        "    timeout: 5s\n"
+        f"    timeout: {timeout}\n"
     )
+    return config
+
+
+def test_the_real_process_logs_out_on_sigterm_and_exits_0(
+    make_sim: MakeSim, tmp_path: Path
+) -> None:
+    password = "Sig-Term-Pa55word"
+    sim = make_sim(password=password)
+    config = write_config(tmp_path, sim, password, timeout="5s")
     process = ExporterProcess(["--config.file", str(config), "--web.listen-address", "127.0.0.1:0"])
     try:
         base = process.listening_base()
@@ -186,3 +192,27 @@ def test_the_real_process_logs_out_on_sigterm_and_exits_0(
     output = "\n".join(process.lines)
     assert "msg=stopped" in output
     assert password not in output
+
+
+def test_sigterm_during_a_hung_poll_still_logs_out_and_exits_0_within_seconds(
+    make_sim: MakeSim, tmp_path: Path
+) -> None:
+    sim = make_sim()
+    sim.inject("delay", delay=30.0)  # the first fetch hangs far longer than shutdown may take
+    config = write_config(tmp_path, sim, sim.settings.password, timeout="60s")
+    process = ExporterProcess(["--config.file", str(config), "--web.listen-address", "127.0.0.1:0"])
+    try:
+        base = process.listening_base()
+        assert wait_for(lambda: sim.stats.faults_served.get("delay") == 1, 15)
+        # Not ready while the first poll has not ended; /metrics answers anyway.
+        assert requests.get(base + "/-/ready", timeout=5).status_code == 503
+        assert scrape(base).value("veeam_em_up", server="em01") == 0.0
+        began = time.monotonic()
+        code = process.terminate(timeout=15)
+        took = time.monotonic() - began
+    finally:
+        process.kill()
+    assert code == 0
+    assert took < 8.0
+    assert sim.stats.logons == 1
+    assert sim.stats.logouts == 1
