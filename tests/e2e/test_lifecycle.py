@@ -206,7 +206,13 @@ def test_sigterm_during_a_hung_poll_still_logs_out_and_exits_0_within_seconds(
         assert wait_for(lambda: sim.stats.faults_served.get("delay") == 1, 15)
         # Not ready while the first poll has not ended; /metrics answers anyway.
         assert requests.get(base + "/-/ready", timeout=5).status_code == 503
-        assert scrape(base).value("veeam_em_up", server="em01") == 0.0
+        waiting = scrape(base)
+        assert waiting.value("veeam_em_up", server="em01") == 0.0
+        assert waiting.value("veeam_em_poll_duration_seconds", server="em01") == 0.0
+        assert waiting.value("veeam_em_polls_total", server="em01") == 1.0
+        assert (
+            waiting.value("veeam_em_last_successful_poll_timestamp_seconds", server="em01") is None
+        )
         began = time.monotonic()
         code = process.terminate(timeout=15)
         took = time.monotonic() - began
