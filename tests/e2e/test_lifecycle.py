@@ -14,7 +14,14 @@ from exporter.simulator import SimSession, SimulatedEM
 
 from . import reference
 from .conftest import MakeExporter, MakeSim
-from .helpers import COUNTERS, ExporterProcess, assert_samples_equal, scrape, server_config
+from .helpers import (
+    COUNTERS,
+    SESSION_GAUGES,
+    ExporterProcess,
+    assert_samples_equal,
+    scrape,
+    server_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +157,27 @@ def test_an_empty_answer_then_the_full_one_counts_nothing_twice(
     )
     expected = reference.counters("em01", types, counted=[first, second])
     assert_samples_equal(after.select(COUNTERS, server="em01"), expected)
+
+
+def test_a_type_that_leaves_the_window_keeps_its_counters_but_not_its_gauges(
+    make_sim: MakeSim, make_exporter: MakeExporter, now: datetime
+) -> None:
+    sim = make_sim()
+    exporter = make_exporter([server_config(sim)])
+    assert exporter.poll()
+    types = {s.session_type for s in sim.sessions()}
+    once = sim.add_session(
+        "OnceJob", state="CompletedWarning", created=now - timedelta(seconds=8), ended=now
+    )
+    assert exporter.poll()
+    assert exporter.scrape().select(SESSION_GAUGES, session_type="OnceJob")
+
+    sim.remove_session(once.id)
+    assert exporter.poll()
+    result = exporter.scrape()
+    assert result.select(SESSION_GAUGES, session_type="OnceJob") == {}
+    expected = reference.counters("em01", types | {"OnceJob"}, counted=[once])
+    assert_samples_equal(result.select(COUNTERS, server="em01"), expected)
 
 
 def write_config(tmp_path: Path, sim: SimulatedEM, password: str, timeout: str) -> Path:
