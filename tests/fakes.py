@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import BinaryIO, ClassVar, TypeVar
@@ -130,3 +132,22 @@ def ready(base: str) -> bool:
         return requests.get(base + "/-/ready", timeout=1).status_code == 200
     except requests.ConnectionError:
         return False
+
+
+@contextmanager
+def exporter_process(config: Path, port: int, *flags: str) -> Iterator[subprocess.Popen[str]]:
+    """The real exporter process, killed on the way out if a test left it running."""
+    proc = run_exporter(config, port, *flags)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def stop_process(proc: subprocess.Popen[str], signum: int = signal.SIGTERM) -> str:
+    """Signal the process, wait for it to exit, and return what it logged."""
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=10)
+    return err

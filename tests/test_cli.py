@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from fakes import TOKEN, FakeEM, free_port, ready, run_exporter, wait_for
+from fakes import (
+    TOKEN,
+    FakeEM,
+    exporter_process,
+    free_port,
+    ready,
+    run_exporter,
+    stop_process,
+    wait_for,
+)
 
 from exporter import __version__
 from exporter.cli import main
@@ -111,9 +120,8 @@ def test_bad_flags_exit_2(tmp_path: Path, flags: list[str]) -> None:
 @pytest.mark.integration
 def test_process_polls_serves_and_logs_out_on_sigterm(tmp_path: Path, fake_em: str) -> None:
     port = free_port()
-    proc = run_exporter(write_config(tmp_path, fake_em), port)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with exporter_process(write_config(tmp_path, fake_em), port) as proc:
+        base = f"http://127.0.0.1:{port}"
         assert wait_for(lambda: ready(base), timeout=15)
         text = requests.get(base + "/metrics", timeout=5).text
         assert 'veeam_em_up{server="em01"} 1.0' in text
@@ -121,12 +129,7 @@ def test_process_polls_serves_and_logs_out_on_sigterm(tmp_path: Path, fake_em: s
         assert (
             'veeam_em_system_sessions{server="em01",session_type="CollectJob",state="Failed"} 1.0'
         ) in text
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = stop_process(proc)
     assert proc.returncode == 0
     assert "DELETE /api/logonSessions/44cfbdbe-5a95-4156-8867-91f069b7c2cc" in FakeEM.calls
     assert FakeEM.calls[0] == "POST /api/sessionMngr/?v=latest"
@@ -140,20 +143,14 @@ def test_process_polls_serves_and_logs_out_on_sigterm(tmp_path: Path, fake_em: s
 def test_unreachable_em_is_reported_and_the_exporter_keeps_serving(tmp_path: Path) -> None:
     port = free_port()
     dead = free_port()
-    proc = run_exporter(write_config(tmp_path, f"http://127.0.0.1:{dead}"), port)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with exporter_process(write_config(tmp_path, f"http://127.0.0.1:{dead}"), port) as proc:
+        base = f"http://127.0.0.1:{port}"
         assert wait_for(lambda: ready(base), timeout=15)
         text = requests.get(base + "/metrics", timeout=5).text
         assert 'veeam_em_up{server="em01"} 0.0' in text
         assert 'veeam_em_poll_errors_total{reason="connection",server="em01"} 1.0' in text
         assert "veeam_em_system_sessions{" not in text
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = stop_process(proc, signal.SIGINT)
     assert proc.returncode == 0
     assert "reason=connection" in err
     assert "server=em01" in err
@@ -195,7 +192,6 @@ def test_basic_auth_from_the_web_config_guards_every_endpoint(tmp_path: Path, fa
     hashed = bcrypt.hashpw(b"scrape-Secret", bcrypt.gensalt(rounds=4)).decode()
     web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
     port = free_port()
-    proc = run_exporter(write_config(tmp_path, fake_em), port, "--web.config.file", str(web))
     base = f"http://127.0.0.1:{port}"
     auth = ("prometheus", "scrape-Secret")
 
@@ -205,26 +201,18 @@ def test_basic_auth_from_the_web_config_guards_every_endpoint(tmp_path: Path, fa
         except requests.ConnectionError:
             return False
 
-    try:
+    config = write_config(tmp_path, fake_em)
+    with exporter_process(config, port, "--web.config.file", str(web)) as proc:
         assert wait_for(ready_with_auth, timeout=15)
         for path in ("/metrics", "/-/healthy", "/"):
             refused = requests.get(base + path, timeout=5)
             assert refused.status_code == 401
             assert refused.headers["WWW-Authenticate"].startswith("Basic")
-            assert (
-                requests.get(base + path, timeout=5, auth=("prometheus", "wrong")).status_code
-                == 401
-            )
-        assert (
-            'veeam_em_up{server="em01"} 1.0'
-            in requests.get(base + "/metrics", timeout=5, auth=auth).text
-        )
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+            wrong = requests.get(base + path, timeout=5, auth=("prometheus", "wrong"))
+            assert wrong.status_code == 401
+        metrics = requests.get(base + "/metrics", timeout=5, auth=auth).text
+        assert 'veeam_em_up{server="em01"} 1.0' in metrics
+        err = stop_process(proc)
     assert proc.returncode == 0
     assert "basic_auth=True" in err
     assert "scrape-Secret" not in err

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 import requests
-from fakes import FIXTURES, Answer, FakeEM, ScriptedSource, free_port, ready, run_exporter, wait_for
+from fakes import (
+    FIXTURES,
+    Answer,
+    FakeEM,
+    ScriptedSource,
+    exporter_process,
+    free_port,
+    ready,
+    stop_process,
+    wait_for,
+)
 from prometheus_client import CollectorRegistry
 
 from exporter.app import Exporter
@@ -121,9 +131,8 @@ def test_sighup_and_lifecycle_reload_in_the_real_process(tmp_path: Path, fake_em
     config = tmp_path / "config.yml"
     _config(config, fake_em, ["em01"])
     port = free_port()
-    proc = run_exporter(config, port, "--web.enable-lifecycle")
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with exporter_process(config, port, "--web.enable-lifecycle") as proc:
+        base = f"http://127.0.0.1:{port}"
         assert wait_for(lambda: ready(base), timeout=15)
 
         _config(config, fake_em, ["em01", "em02"])
@@ -150,12 +159,7 @@ def test_sighup_and_lifecycle_reload_in_the_real_process(tmp_path: Path, fake_em
         assert refused.status_code == 500
         assert "servers" in refused.text
 
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        err = stop_process(proc)
     assert proc.returncode == 0
     assert 'msg="configuration reloaded"' in err
     assert 'msg="reload failed, keeping the running configuration"' in err
@@ -168,11 +172,8 @@ def test_lifecycle_endpoint_is_off_by_default(tmp_path: Path, fake_em: str) -> N
     config = tmp_path / "config.yml"
     _config(config, fake_em, ["em01"])
     port = free_port()
-    proc = run_exporter(config, port)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with exporter_process(config, port) as proc:
+        base = f"http://127.0.0.1:{port}"
         assert wait_for(lambda: ready(base), timeout=15)
         assert requests.post(base + "/-/reload", timeout=5).status_code == 404
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+        stop_process(proc)
