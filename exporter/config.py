@@ -7,17 +7,27 @@ a file, ``VEEAM_EM_URL`` in the environment).
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-import yaml
+# ConfigError is re-exported: callers catch exporter.config.ConfigError.
+from exporter.validation import ConfigError as ConfigError
+from exporter.validation import (
+    EnvPathStyle,
+    FieldChecker,
+    PathStyle,
+    Raw,
+    config_dir,
+    join_path,
+    kind,
+    read_yaml,
+)
 
 Format = Literal["xml", "json"]
 
@@ -25,14 +35,6 @@ DEFAULT_POLL_INTERVAL = 60.0
 MIN_POLL_INTERVAL = 10.0
 DEFAULT_TIMEOUT = 30.0
 STALE_AFTER_FACTOR = 3
-
-
-class ConfigError(Exception):
-    """Every problem found in a configuration, each as ``path: message``."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -208,122 +210,24 @@ _TLS_KEYS = ("ca_file", "insecure_skip_verify")
 _SESSION_TYPES_KEYS = ("include", "exclude")
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
+class _ConfigChecker(FieldChecker):
+    """The exporter's configuration schema, on top of the shared field checks."""
 
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-class _Paths:
-    """How a key's canonical path (``servers[0].tls.ca_file``) is shown to the user."""
-
-    def path(self, canonical: str) -> str:
-        return canonical
-
-    def term(self, canonical: str) -> str:
-        """How a message refers to a sibling key: ``password``, not ``servers[0].password``."""
-        return canonical.rsplit(".", 1)[-1]
-
-
-class _EnvPaths(_Paths):
-    def __init__(self, names: Mapping[str, str]) -> None:
-        self._names = names
-
-    def path(self, canonical: str) -> str:
-        return self._names.get(canonical, canonical)
-
-    def term(self, canonical: str) -> str:
-        return self.path(canonical)
-
-
-_Raw = dict[str, object]
-
-
-class _Checker:
-    """Collects every problem instead of stopping at the first, so one run shows them all."""
-
-    def __init__(self, paths: _Paths, base_dir: str | None, *, name_from_url: bool) -> None:
-        self.paths = paths
-        self.base_dir = base_dir
+    def __init__(self, paths: PathStyle, base_dir: str | None, *, name_from_url: bool) -> None:
+        super().__init__(paths, base_dir)
         self.name_from_url = name_from_url
-        self.problems: list[str] = []
 
-    def add(self, canonical: str, message: str) -> None:
-        line = f"{self.paths.path(canonical)}: {message}"
-        if line not in self.problems:
-            self.problems.append(line)
-
-    # -- shapes -----------------------------------------------------------------------------
-
-    def mapping(self, value: object, path: str, allowed: Sequence[str]) -> _Raw | None:
-        """The known keys of a mapping; null values are dropped, meaning "use the default"."""
-        if not isinstance(value, dict):
-            self.add(path, f"must be a mapping, got {_kind(value)}")
-            return None
-        known: _Raw = {}
-        for key, item in value.items():
-            if isinstance(key, str) and key in allowed:
-                if item is not None:
-                    known[key] = item
-                continue
-            name = str(key)
-            close = difflib.get_close_matches(name, allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
-            self.add(_join(path, name), f"unknown key ({hint})")
-        return known
-
-    def string(self, raw: _Raw, key: str, path: str, *, required: bool = False) -> str | None:
-        # Never quotes the value: this also reads passwords.
-        where = _join(path, key)
-        value = raw.get(key)
-        if value is None:
-            if required:
-                self.add(where, "required")
-            return None
-        if not isinstance(value, str):
-            self.add(where, f"must be a string, got {_kind(value)}")
-            return None
-        if not value.strip():
-            self.add(where, "must not be empty")
-            return None
-        return value
-
-    def boolean(self, raw: _Raw, key: str, path: str) -> bool | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            self.add(_join(path, key), f"must be true or false, got {_kind(value)}")
-            return None
-        return value
-
-    def duration(self, raw: _Raw, key: str, path: str, *, minimum: float) -> float | None:
+    def duration(self, raw: Raw, key: str, path: str, *, minimum: float) -> float | None:
         """Seconds, or None if absent or wrong (callers tell which by ``key in raw``).
 
         ``minimum=0`` means "greater than 0": a zero timeout or stale_after is never meant.
         """
-        where = _join(path, key)
+        where = join_path(path, key)
         value = raw.get(key)
         if value is None:
             return None
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            self.add(where, f"must be a duration such as 60s or 5m, got {_kind(value)}")
+            self.add(where, f"must be a duration such as 60s or 5m, got {kind(value)}")
             return None
         try:
             seconds = parse_duration(value)
@@ -337,33 +241,6 @@ class _Checker:
             self.add(where, f"must be at least {format_duration(minimum)}, got {value}")
             return None
         return seconds
-
-    def string_list(self, raw: _Raw, key: str, path: str) -> tuple[str, ...] | None:
-        where = _join(path, key)
-        value = raw.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            self.add(where, f"must be a list of strings, got {_kind(value)}")
-            return None
-        items: list[str] = []
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                self.add(f"{where}[{index}]", f"must be a string, got {_kind(item)}")
-            elif not item:
-                self.add(f"{where}[{index}]", "must not be empty")
-            else:
-                items.append(item)
-        return tuple(items) if len(items) == len(value) else None
-
-    def file_path(self, value: str) -> str:
-        # Relative paths are read beside the config file, as Prometheus does, so a config
-        # directory can be moved as a whole and the daemon's working directory does not matter.
-        if self.base_dir is None or os.path.isabs(value):
-            return value
-        return os.path.join(self.base_dir, value)
-
-    # -- the configuration ------------------------------------------------------------------
 
     def config(self, raw: object) -> Config | None:
         top = self.mapping(raw, "", _TOP_KEYS)
@@ -389,7 +266,7 @@ class _Checker:
         if raw_servers is None:
             self.add("servers", "required")
         elif not isinstance(raw_servers, list):
-            self.add("servers", f"must be a list of servers, got {_kind(raw_servers)}")
+            self.add("servers", f"must be a list of servers, got {kind(raw_servers)}")
         elif not raw_servers:
             self.add("servers", "must list at least one server")
         else:
@@ -447,7 +324,7 @@ class _Checker:
                 url = normalize_url(url)
                 host = urlsplit(url).hostname
             except ValueError as exc:
-                self.add(_join(path, "url"), str(exc))
+                self.add(join_path(path, "url"), str(exc))
                 url = None
         ok &= url is not None
 
@@ -471,7 +348,7 @@ class _Checker:
             if raw_format.strip().lower() == "json":
                 fmt = "json"
             elif raw_format.strip().lower() != "xml":
-                self.add(_join(path, "format"), f"must be xml or json, got {raw_format!r}")
+                self.add(join_path(path, "format"), f"must be xml or json, got {raw_format!r}")
                 ok = False
         elif "format" in entry:
             ok = False
@@ -483,7 +360,7 @@ class _Checker:
         own_stale = "stale_after" in entry
         if stale is not None and poll is not None and stale < poll:
             self.add(
-                _join(path, "stale_after"),
+                join_path(path, "stale_after"),
                 f"must be at least this server's poll_interval ({format_duration(poll)}), "
                 f"got {format_duration(stale)}",
             )
@@ -496,16 +373,18 @@ class _Checker:
                 if stale is not None and poll is not None and stale < poll:
                     self.add(
                         "stale_after",
-                        f"must be at least {self.paths.path(_join(path, 'poll_interval'))} "
+                        f"must be at least {self.paths.path(join_path(path, 'poll_interval'))} "
                         f"({format_duration(poll)}), got {format_duration(stale)}; "
-                        f"or set {self.paths.path(_join(path, 'stale_after'))}",
+                        f"or set {self.paths.path(join_path(path, 'stale_after'))}",
                     )
                     stale = None
             elif poll is not None:
                 stale = STALE_AFTER_FACTOR * poll
 
-        tls = self.tls(entry.get("tls"), _join(path, "tls"))
-        session_types = self.session_types(entry.get("session_types"), _join(path, "session_types"))
+        tls = self.tls(entry.get("tls"), join_path(path, "tls"))
+        session_types = self.session_types(
+            entry.get("session_types"), join_path(path, "session_types")
+        )
 
         if (
             not ok
@@ -533,12 +412,12 @@ class _Checker:
             session_types=session_types,
         )
 
-    def password(self, entry: _Raw, path: str) -> tuple[str | None, str | None]:
+    def password(self, entry: Raw, path: str) -> tuple[str | None, str | None]:
         """(password, password_file); the password is None when there is a problem."""
         has_value = "password" in entry
         has_file = "password_file" in entry
-        pw_path = _join(path, "password")
-        file_path = _join(path, "password_file")
+        pw_path = join_path(path, "password")
+        file_path = join_path(path, "password_file")
         if has_value and has_file:
             self.add(
                 path,
@@ -558,11 +437,8 @@ class _Checker:
         if name is None:
             return None, None
         resolved = self.file_path(name)
-        try:
-            with open(resolved, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            self.add(file_path, f"cannot read {resolved}: {exc.strerror or exc}")
+        data = self.read_file(file_path, resolved)
+        if data is None:
             return None, resolved
         try:
             # Secret files are commonly written with a trailing newline (echo, editors, k8s).
@@ -585,10 +461,7 @@ class _Checker:
         ca_file = self.string(entry, "ca_file", path)
         if ca_file is not None:
             ca_file = self.file_path(ca_file)
-            problem = _check_ca_file(ca_file)
-            if problem:
-                self.add(_join(path, "ca_file"), problem)
-                ok = False
+            ok = self.ca_bundle(join_path(path, "ca_file"), ca_file)
         elif "ca_file" in entry:
             ok = False
         insecure = self.boolean(entry, "insecure_skip_verify", path)
@@ -610,86 +483,31 @@ class _Checker:
             return None
         return SessionTypeFilter(include=include, exclude=exclude)
 
-
-def _check_ca_file(path: str) -> str | None:
-    """Why the CA bundle is unusable, or None; found now rather than as a TLS error per poll."""
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror or exc}"
-    try:
-        ssl.create_default_context().load_verify_locations(cafile=path)
-    except (ssl.SSLError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        return f"{path} is not a PEM CA certificate bundle ({reason})"
-    return None
+    def ca_bundle(self, canonical: str, name: str) -> bool:
+        """Whether the CA bundle is usable; found now rather than as a TLS error per poll."""
+        if self.read_file(canonical, name) is None:
+            return False
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=name)
+        except (ssl.SSLError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            self.add(canonical, f"{name} is not a PEM CA certificate bundle ({reason})")
+            return False
+        return True
 
 
 # ---------------------------------------------------------------------------------------------
 # Sources
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """safe_load, except that a key repeated in one mapping is an error, not "last one wins"."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                continue  # an unhashable key; the base class reports it
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return dict(super().construct_mapping(node, deep=deep))
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    # str(exc) would quote the offending source line, which may hold a password.
-    if isinstance(exc, yaml.MarkedYAMLError):
-
-        def at(mark: yaml.Mark | None) -> str:
-            return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-
-        text = f"invalid YAML{at(exc.problem_mark)}: {exc.problem or 'syntax error'}"
-        if exc.context:
-            text += f" ({exc.context}{at(exc.context_mark)})"
-        return text
-    if isinstance(exc, yaml.reader.ReaderError):
-        return f"invalid YAML at character {exc.position}: {exc.reason}"
-    return "invalid YAML"
-
-
 def load_file(path: str | os.PathLike[str]) -> Config:
     """The configuration in a YAML file; ConfigError lists every problem found."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise ConfigError([f"{name}: cannot read: {exc.strerror or exc}"]) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{name}: not valid UTF-8 (byte {exc.start})"]) from None
-    try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{name}: {_yaml_problem(exc)}"]) from None
+    raw = read_yaml(name)
     if not isinstance(raw, dict):
-        got = "an empty file" if raw is None else f"a {_kind(raw)}"
+        got = "an empty file" if raw is None else f"a {kind(raw)}"
         raise ConfigError([f"{name}: must be a mapping with a servers list, got {got}"])
-    checker = _Checker(_Paths(), os.path.dirname(os.path.abspath(name)), name_from_url=False)
+    checker = _ConfigChecker(PathStyle(), config_dir(name), name_from_url=False)
     return _finish(checker, raw)
 
 
@@ -729,7 +547,7 @@ def load_env(environ: Mapping[str, str]) -> Config:
     """
     problems: list[str] = []
 
-    def pick(names: Mapping[str, str]) -> _Raw:
+    def pick(names: Mapping[str, str]) -> Raw:
         return {key: environ[var] for key, var in names.items() if environ.get(var, "").strip()}
 
     server = pick(_ENV_SERVER)
@@ -746,13 +564,13 @@ def load_env(environ: Mapping[str, str]) -> Config:
             )
     if tls:
         server["tls"] = tls
-    raw: _Raw = {**pick(_ENV_TOP), "servers": [server]}
-    checker = _Checker(_EnvPaths(_ENV_PATHS), None, name_from_url=True)
+    raw: Raw = {**pick(_ENV_TOP), "servers": [server]}
+    checker = _ConfigChecker(EnvPathStyle(_ENV_PATHS), None, name_from_url=True)
     checker.problems.extend(problems)
     return _finish(checker, raw)
 
 
-def _finish(checker: _Checker, raw: object) -> Config:
+def _finish(checker: _ConfigChecker, raw: object) -> Config:
     config = checker.config(raw)
     if checker.problems or config is None:
         raise ConfigError(checker.problems or ["configuration: invalid"])

@@ -32,10 +32,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import bcrypt
-import yaml
 
 from exporter import logs
-from exporter.config import ConfigError, _Checker, _kind, _Paths, _Raw, _StrictLoader, _yaml_problem
+from exporter.validation import (
+    ConfigError,
+    FieldChecker,
+    PathStyle,
+    Raw,
+    config_dir,
+    kind,
+    read_yaml,
+)
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -160,44 +167,25 @@ class WebConfig:
 def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
     """The web config in a YAML file; ConfigError lists every problem found."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise ConfigError([f"{name}: cannot read: {exc.strerror or exc}"]) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{name}: not valid UTF-8 (byte {exc.start})"]) from None
-    try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{name}: {_yaml_problem(exc)}"]) from None
+    raw = read_yaml(name)
     if raw is None:
         return WebConfig(
             warnings=(f"{name} is empty: the endpoints are served without TLS or basic auth",)
         )
     if not isinstance(raw, dict):
-        raise ConfigError([f"{name}: must be a mapping, got a {_kind(raw)}"])
-    checker = _WebChecker(os.path.dirname(os.path.abspath(name)))
+        raise ConfigError([f"{name}: must be a mapping, got a {kind(raw)}"])
+    checker = _WebChecker(config_dir(name))
     config = checker.config(raw)
     if checker.problems or config is None:
         raise ConfigError(checker.problems)
     return config
 
 
-class _WebChecker:
-    """Borrows the main config's checker for shapes and messages, so both read alike."""
+class _WebChecker(FieldChecker):
+    """The web config schema, on the main configuration's field checks so both read alike."""
 
     def __init__(self, base_dir: str) -> None:
-        self._base = _Checker(_Paths(), base_dir, name_from_url=False)
-        self.problems = self._base.problems
-        self.add = self._base.add
-        self.mapping = self._base.mapping
-        self.string = self._base.string
-        self.boolean = self._base.boolean
-        self.string_list = self._base.string_list
-        self.file_path = self._base.file_path
+        super().__init__(PathStyle(), base_dir)
         self.warnings: list[str] = []
 
     def config(self, raw: object) -> WebConfig | None:
@@ -335,7 +323,7 @@ class _WebChecker:
             curve_preferences=curves,
         )
 
-    def client_auth_type(self, entry: _Raw, path: str) -> str | None:
+    def client_auth_type(self, entry: Raw, path: str) -> str | None:
         where = f"{path}.client_auth_type"
         value = self.string(entry, "client_auth_type", path)
         if value is None:
@@ -352,7 +340,7 @@ class _WebChecker:
             return None
         return value
 
-    def allowed_sans(self, entry: _Raw, path: str, auth_type: str | None) -> frozenset[str] | None:
+    def allowed_sans(self, entry: Raw, path: str, auth_type: str | None) -> frozenset[str] | None:
         sans = self.string_list(entry, "client_allowed_sans", path)
         if sans is None:
             return None
@@ -365,7 +353,7 @@ class _WebChecker:
             return None
         return frozenset(_normalize_san(san) for san in sans)
 
-    def version(self, entry: _Raw, key: str, path: str) -> str | None:
+    def version(self, entry: Raw, key: str, path: str) -> str | None:
         value = self.string(entry, key, path)
         if value is None:
             return None
@@ -374,7 +362,7 @@ class _WebChecker:
             return None
         return value
 
-    def ciphers(self, entry: _Raw, path: str) -> tuple[str, ...] | None:
+    def ciphers(self, entry: Raw, path: str) -> tuple[str, ...] | None:
         names = self.string_list(entry, "cipher_suites", path)
         if names is None:
             return None
@@ -390,7 +378,7 @@ class _WebChecker:
                 ok = False
         return names if ok else None
 
-    def curves(self, entry: _Raw, path: str) -> tuple[str, ...] | None:
+    def curves(self, entry: Raw, path: str) -> tuple[str, ...] | None:
         names = self.string_list(entry, "curve_preferences", path)
         if names is None:
             return None
@@ -420,9 +408,11 @@ class _WebChecker:
         prefer_server: bool,
     ) -> ssl.SSLContext | None:
         start = len(self.problems)
-        cert_pem = self.read(f"{path}.cert_file", cert_file)
-        key_pem = self.read(f"{path}.key_file", key_file)
-        ca_pem = self.read(f"{path}.client_ca_file", client_ca_file) if client_ca_file else None
+        cert_pem = self.read_file(f"{path}.cert_file", cert_file)
+        key_pem = self.read_file(f"{path}.key_file", key_file)
+        ca_pem = (
+            self.read_file(f"{path}.client_ca_file", client_ca_file) if client_ca_file else None
+        )
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         with warnings.catch_warnings():
@@ -484,14 +474,6 @@ class _WebChecker:
                 )
         return context if len(self.problems) == start else None
 
-    def read(self, where: str, name: str) -> bytes | None:
-        try:
-            with open(name, "rb") as handle:
-                return handle.read()
-        except OSError as exc:
-            self.add(where, f"cannot read {name}: {exc.strerror or exc}")
-            return None
-
     # -- http_server_config -----------------------------------------------------------------
 
     def http(self, raw: object, path: str) -> tuple[bool, tuple[tuple[str, str], ...]]:
@@ -509,7 +491,7 @@ class _WebChecker:
         if raw is None:
             return ()
         if not isinstance(raw, dict):
-            self.add(path, f"must be a mapping of header names to values, got {_kind(raw)}")
+            self.add(path, f"must be a mapping of header names to values, got {kind(raw)}")
             return ()
         canonical = {name.lower(): name for name in RESPONSE_HEADERS}
         headers: list[tuple[str, str]] = []
@@ -525,7 +507,7 @@ class _WebChecker:
             if value is None:
                 continue
             if not isinstance(value, str):
-                self.add(where, f"must be a string, got {_kind(value)}")
+                self.add(where, f"must be a string, got {kind(value)}")
                 continue
             if not value.strip():
                 continue  # as in the toolkit: blank means "do not set"
@@ -545,14 +527,14 @@ class _WebChecker:
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            self.add(path, f"must be a mapping of usernames to bcrypt hashes, got {_kind(raw)}")
+            self.add(path, f"must be a mapping of usernames to bcrypt hashes, got {kind(raw)}")
             return {}
         users: dict[str, bytes] = {}
         for key, value in raw.items():
             where = f"{path}.{key}"
             # Never quotes the value: a hash is open to offline guessing.
             if not isinstance(key, str):
-                self.add(where, f"username must be a string, got {_kind(key)}; quote it")
+                self.add(where, f"username must be a string, got {kind(key)}; quote it")
                 continue
             if not key:
                 self.add(path, "a username must not be empty")
@@ -561,7 +543,7 @@ class _WebChecker:
                 self.add(where, "a username cannot contain ':' in basic auth")
                 continue
             if not isinstance(value, str):
-                self.add(where, f"must be a bcrypt hash (a string), got {_kind(value)}")
+                self.add(where, f"must be a bcrypt hash (a string), got {kind(value)}")
                 continue
             hashed = value.strip().encode("ascii", "replace")
             if not _BCRYPT_RE.fullmatch(hashed):
