@@ -91,7 +91,7 @@ class Exporter:
                 server,
                 self.metrics,
                 client_factory=self._client_factory,
-                ledger=old.ledger if old is not None else None,
+                succeeds=old,
                 clock=self._clock,
                 monotonic=self._monotonic,
             )

@@ -235,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     http.start()
     shown_host = f"[{http.host}]" if ":" in http.host else http.host
+    # A wildcard address is not one a browser can open; any other is exactly where we are.
+    browse_host = "localhost" if http.host in ("::", "0.0.0.0") else shown_host  # noqa: S104
     _log.info(
         "listening",
         address=f"{shown_host}:{http.port}",
@@ -247,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log.info(
             "demo mode: polling a simulated Enterprise Manager",
             em_url=sim.url,
-            metrics=f"{http.scheme}://localhost:{http.port}{args.telemetry_path}",
+            metrics=f"{http.scheme}://{browse_host}:{http.port}{args.telemetry_path}",
         )
     for server in config.servers:
         _log.info(

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, BinaryIO, Protocol, TypeVar
 
 from exporter.collector import ServerState
@@ -61,27 +61,38 @@ class Poller:
         metrics: ExporterMetrics,
         *,
         client_factory: ClientFactory = em_client,
-        ledger: FinishedLedger | None = None,
+        succeeds: Poller | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``succeeds`` is the poller this one replaces after a reload changed the server's
+        settings: its counters, last snapshot and health carry over, so a reload neither
+        resets counters nor shows the server as down until the next poll ends."""
         self.server = server
         self._metrics = metrics
         self._client = client_factory(server, self._on_logon)
-        self._ledger = ledger or FinishedLedger()
         self._clock = clock
         self._monotonic = monotonic
         self._log = get_logger("poller", server=server.name)
-        self._state = ServerState(
-            server=server.name, stale_after=server.stale_after, ledger=self._ledger.view()
-        )
-        self._status = PollStatus()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._polled = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failures = 0
-        metrics.add_server(server.name)
+        if succeeds is None:
+            self._ledger = FinishedLedger()
+            self._state = ServerState(
+                server=server.name, stale_after=server.stale_after, ledger=self._ledger.view()
+            )
+            self._status = PollStatus()
+            self._failures = 0
+            metrics.add_server(server.name)
+        else:
+            self._ledger = succeeds._ledger
+            self._state = replace(succeeds.state, stale_after=server.stale_after)
+            self._status = succeeds.status
+            self._failures = succeeds._failures
+            if succeeds.polled_once():
+                self._polled.set()
 
     # --- read side (any thread) -----------------------------------------------------------
 
@@ -92,11 +103,6 @@ class Poller:
     @property
     def status(self) -> PollStatus:
         return self._status
-
-    @property
-    def ledger(self) -> FinishedLedger:
-        """Handed to a replacement poller on reload so counters survive a config change."""
-        return self._ledger
 
     def polled_once(self) -> bool:
         return self._polled.is_set()

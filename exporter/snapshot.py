@@ -122,6 +122,7 @@ class PollResult:
     newly_finished: tuple[FinishedSession, ...]
     session_types: frozenset[str]
     skipped: int
+    newest_created: float | None = None  # the EM's clock, as far as its answer shows it
 
 
 def build(
@@ -139,10 +140,13 @@ def build(
     per_type: dict[str, _TypeAccumulator] = {}
     fresh: dict[str, FinishedSession] = {}
     skipped = 0
+    newest_created: float | None = None
     for entry in entries:
         if isinstance(entry, UnreadableEntry):
             skipped += 1
             continue
+        if newest_created is None or entry.created > newest_created:
+            newest_created = entry.created
         if not allows(entry.session_type):
             continue
         acc = per_type.get(entry.session_type)
@@ -182,6 +186,7 @@ def build(
         newly_finished=tuple(fresh.values()),
         session_types=frozenset(per_type),
         skipped=skipped,
+        newest_created=newest_created,
     )
 
 
@@ -248,6 +253,11 @@ class FinishedLedger:
                 self._buckets[record.session_type][bisect_left(DURATION_BUCKETS, duration)] += 1
                 self._sums[record.session_type] += duration
         self._baseline_taken = True
+        # The EM decides what its 30-day window holds, by its own clock. If that clock runs
+        # behind ours, pruning by ours alone could forget sessions still in the window and
+        # count them again; the newest creation time in the answer bounds the EM's "now".
+        if result.newest_created is not None:
+            now = min(now, result.newest_created)
         self._prune(now)
         self._view = self._freeze()
         return self._view

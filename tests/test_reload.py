@@ -87,6 +87,10 @@ def test_added_removed_changed_and_unchanged_servers() -> None:
     assert value(exporter.registry, "veeam_em_up", server="new") == 0
     assert value(exporter.registry, "veeam_em_config_last_reload_success_timestamp_seconds") == 2000
 
+    # Until its first poll ends, the changed server shows what its predecessor last saw.
+    assert after["change"].polled_once()
+    assert after["change"].state.snapshot is before["change"].state.snapshot
+    assert value(exporter.registry, "veeam_em_up", server="change") == 1
     # The changed server kept its ledger: its next poll counts new finishes, no new baseline.
     assert after["change"].poll_once()
     assert (

@@ -264,3 +264,23 @@ def test_view_is_a_frozen_copy() -> None:
 )
 def test_failure_messages_are_cleaned(raw: str, clean: str) -> None:
     assert clean_message(raw) == clean
+
+
+def test_an_em_clock_behind_ours_never_makes_a_session_count_twice() -> None:
+    # The EM's clock runs 10 days behind: a session it created 29 of its days ago is still
+    # in its window although our clock says 39 days. It must stay remembered.
+    skew = 10 * 86400.0
+    em_now = T0
+    ledger = FinishedLedger()
+    old = rec("old", created=em_now - 29 * 86400)
+    newest = rec("newest", created=em_now)
+    answer = [old, newest]
+    ledger.commit(
+        build(answer, taken_at=T0, allows=lambda _: True, already_counted=ledger.__contains__),
+        now=em_now + skew,
+    )
+    result = build(answer, taken_at=T0, allows=lambda _: True, already_counted=ledger.__contains__)
+    assert result.newly_finished == ()
+    view = ledger.commit(result, now=em_now + skew)
+    assert "old" in ledger
+    assert view.finished[("CollectJob", "Success")] == 0
