@@ -77,8 +77,7 @@ class Exporter:
         wanted = {s.name: s for s in config.servers}
         stopping = [p for name, p in current.items() if name not in wanted]
         changed = [p for name, p in current.items() if name in wanted and p.server != wanted[name]]
-        for poller in stopping + changed:
-            poller.stop()
+        _stop_all(stopping + changed)
         for poller in stopping:
             self.metrics.remove_server(poller.server.name)
         new: dict[str, Poller] = {}
@@ -112,12 +111,16 @@ class Exporter:
             poller.start()
 
     def stop(self) -> None:
-        """Stop every poller and log out of every EM, in parallel, bounded in time."""
-        threads = [
-            threading.Thread(target=p.stop, name=f"stop-{p.server.name}") for p in self.pollers()
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(5.0)
+        """Stop every poller and log out of every EM."""
+        _stop_all(self.pollers())
         self._started = False
+
+
+def _stop_all(pollers: list[Poller]) -> None:
+    """Stop pollers and log out, in parallel: each stop is bounded, so a slow EM costs its
+    bound once, not once per server."""
+    threads = [threading.Thread(target=p.stop, name=f"stop-{p.server.name}") for p in pollers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5.0)

@@ -51,7 +51,6 @@ class PollStatus:
 
     last_poll_at: float | None = None
     last_error: str | None = None
-    sessions: int = 0
 
 
 class Poller:
@@ -149,26 +148,23 @@ class Poller:
             self._metrics.last_success.labels(name).set(now)
             if result.skipped:
                 self._metrics.skipped.labels(name).inc(result.skipped)
-            sessions = sum(result.snapshot.sessions.values())
             if self._failures:
                 self._log.info("poll succeeded again", after_failures=self._failures)
             self._log.debug(
                 "poll succeeded",
-                sessions=sessions,
+                sessions=sum(result.snapshot.sessions.values()),
                 new_finished=len(result.newly_finished),
                 skipped=result.skipped,
                 duration=f"{duration:.3f}s",
             )
             self._failures = 0
-            self._status = PollStatus(last_poll_at=now, last_error=None, sessions=sessions)
+            self._status = PollStatus(last_poll_at=now)
         else:
             self._failures += 1
             self._metrics.up.labels(name).set(0)
             self._metrics.errors.labels(name, reason).inc()
             self._log.warning("poll failed", reason=reason, err=error, failures=self._failures)
-            self._status = PollStatus(
-                last_poll_at=now, last_error=f"{reason}: {error}", sessions=self._status.sessions
-            )
+            self._status = PollStatus(last_poll_at=now, last_error=f"{reason}: {error}")
         self._polled.set()
         return error is None
 
