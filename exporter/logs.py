@@ -89,10 +89,6 @@ class Logger:
         self._logger = logging.getLogger(name)
         self._bound = bound
 
-    def bind(self, **fields: object) -> Logger:
-        logger = Logger(self._logger.name, **{**self._bound, **fields})
-        return logger
-
     def _log(self, level: int, msg: str, fields: dict[str, Any]) -> None:
         if self._logger.isEnabledFor(level):
             self._logger.log(level, msg, extra={"fields": {**self._bound, **fields}})

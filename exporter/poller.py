@@ -74,7 +74,6 @@ class Poller:
         self._monotonic = monotonic
         self._log = get_logger("poller", server=server.name)
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._polled = threading.Event()
         self._thread: threading.Thread | None = None
         if succeeds is None:
@@ -194,25 +193,16 @@ class Poller:
         )
         self._thread.start()
 
-    def trigger(self) -> None:
-        """Poll now instead of at the next scheduled time."""
-        self._wake.set()
-
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             ok = self.poll_once()
-            due = started + self.next_delay(ok)
-            while not self._stop.is_set():
-                remaining = due - time.monotonic()
-                if remaining <= 0 or self._wake.wait(remaining):
-                    break
-            self._wake.clear()
+            # Waiting on the stop event lets stop() cut the wait short.
+            self._stop.wait(max(0.0, started + self.next_delay(ok) - time.monotonic()))
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop polling and log out; bounded, so shutdown never hangs on a slow EM."""
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._client.close(timeout=timeout)

@@ -182,13 +182,13 @@ def test_a_hung_server_does_not_delay_another() -> None:
         slow.stop()
 
 
-def test_trigger_polls_at_once_and_stop_is_bounded() -> None:
+def test_stop_cuts_the_wait_for_the_next_poll_short() -> None:
     answers: list[Answer] = [GOOD] * 5
     poller, registry = scripted(answers, poll_interval=3600.0)
     poller.start()
     assert poller.wait_polled(5)
-    poller.trigger()
-    assert wait_for(lambda: value(registry, "veeam_em_polls_total", server="em01") == 2)
     started = time.monotonic()
     poller.stop()
-    assert time.monotonic() - started < 2.5
+    # Below stop()'s 2 s join timeout: the thread ended, it was not merely given up on.
+    assert time.monotonic() - started < 1.0
+    assert value(registry, "veeam_em_polls_total", server="em01") == 1
