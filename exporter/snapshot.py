@@ -120,7 +120,6 @@ class PollResult:
 
     snapshot: ServerSnapshot
     newly_finished: tuple[FinishedSession, ...]
-    session_types: frozenset[str]
     skipped: int
     newest_created: float | None = None  # the EM's clock, as far as its answer shows it
 
@@ -184,7 +183,6 @@ def build(
     return PollResult(
         snapshot=snapshot,
         newly_finished=tuple(fresh.values()),
-        session_types=frozenset(per_type),
         skipped=skipped,
         newest_created=newest_created,
     )
@@ -203,12 +201,9 @@ class LedgerView:
 
     finished: Mapping[tuple[str, str], int]  # (session_type, result) -> count
     durations: Mapping[str, HistogramView]
-    session_types: frozenset[str]
 
 
-EMPTY_LEDGER_VIEW = LedgerView(
-    finished=MappingProxyType({}), durations=MappingProxyType({}), session_types=frozenset()
-)
+EMPTY_LEDGER_VIEW = LedgerView(finished=MappingProxyType({}), durations=MappingProxyType({}))
 
 
 class FinishedLedger:
@@ -232,13 +227,9 @@ class FinishedLedger:
     def __len__(self) -> int:
         return len(self._counted)
 
-    @property
-    def baseline_taken(self) -> bool:
-        return self._baseline_taken
-
     def commit(self, result: PollResult, *, now: float) -> LedgerView:
         """Record a successful poll. The first one is the baseline and counts nothing."""
-        for session_type in result.session_types:
+        for session_type in result.snapshot.types:
             self._add_type(session_type)
         for record in result.newly_finished:
             if record.uid in self._counted:
@@ -293,5 +284,4 @@ class FinishedLedger:
                     for t in self._types
                 }
             ),
-            session_types=frozenset(self._types),
         )
