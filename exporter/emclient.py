@@ -34,6 +34,7 @@ from lxml import etree
 
 from exporter import __version__
 from exporter.config import ServerConfig
+from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
 
 REASONS: tuple[str, ...] = ("connection", "timeout", "tls", "auth", "http", "parse")
 
@@ -405,12 +406,12 @@ def _token_from(response: requests.Response) -> str | None:
 
 def _hardened_parser() -> etree.XMLParser:
     # A fresh parser each time: lxml parsers must not be shared between threads.
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    return etree.XMLParser(huge_tree=False, **HARDENED_XML)
 
 
 def _parse_document(body: bytes) -> object:
     """Parse a small XML or JSON body, sniffing which one it is; None if neither."""
-    text = body.removeprefix(b"\xef\xbb\xbf").lstrip()
+    text = strip_bom(body).lstrip()
     try:
         if text.startswith(b"<"):
             return etree.fromstring(text, _hardened_parser())
@@ -423,9 +424,7 @@ def _parse_document(body: bytes) -> object:
 
 def _json_get(document: object, key: str) -> object:
     if isinstance(document, dict):
-        for name, value in document.items():
-            if isinstance(name, str) and name.lower() == key.lower():
-                return cast(object, value)
+        return cast(object, fold_keys(document).get(key.lower()))
     return None
 
 

@@ -17,6 +17,8 @@ from typing import IO, Any, Literal
 
 from lxml import etree
 
+from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
+
 RESULTS = ("Success", "Warning", "Failed")
 UNKNOWN = "Unknown"
 RUNNING_STATE = "InProgress"
@@ -225,10 +227,8 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
         stream,
         events=("start", "end"),
         tag="{*}Sessions",
-        resolve_entities=False,
-        load_dtd=False,
-        no_network=True,
         huge_tree=True,
+        **HARDENED_XML,
         remove_comments=True,
         remove_pis=True,
     )
@@ -267,11 +267,6 @@ def _check_root(root: Any) -> None:
 # --- JSON -----------------------------------------------------------------------------------
 
 
-def _folded(obj: Mapping[str, Any]) -> dict[str, Any]:
-    # v12 answers PascalCase and v13 camelCase: match keys without regard to case.
-    return {str(k).lower(): v for k, v in obj.items()}
-
-
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -285,11 +280,11 @@ def _text(value: Any) -> str | None:
 def _json_entry(item: Any) -> Entry:
     if not isinstance(item, Mapping):
         return UnreadableEntry("not an object")
-    fields = _folded(item)
+    fields = fold_keys(item)
     try:
         raw_result = fields.get("result")
         if isinstance(raw_result, Mapping):
-            res = _folded(raw_result)
+            res = fold_keys(raw_result)
             result, message = _text(res.get("result")), _text(res.get("message"))
             canceled: str | bool | None = res.get("iscanceled")
         else:
@@ -312,9 +307,7 @@ def _json_entry(item: Any) -> Entry:
 
 def iter_json(stream: IO[bytes]) -> Iterator[Entry]:
     """Read the JSON collection: ``{"Sessions": [...]}`` (any key case) or a bare array."""
-    body = stream.read()
-    if body.startswith(b"\xef\xbb\xbf"):
-        body = body[3:]
+    body = strip_bom(stream.read())
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -323,7 +316,7 @@ def iter_json(stream: IO[bytes]) -> Iterator[Entry]:
     if isinstance(document, list):
         items = document
     elif isinstance(document, Mapping):
-        items = _folded(document).get("sessions", ...)
+        items = fold_keys(document).get("sessions", ...)
         if items is ...:
             raise ParseError("JSON object without a 'Sessions' array")
         if items is None:
