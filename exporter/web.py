@@ -26,7 +26,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from exporter import __version__, logs
-from exporter.webconfig import TLSServerConfig, WebConfig, peer_allowed, wrap_app
+from exporter.webauth import peer_allowed, wrap_app
+from exporter.webconfig import TLSServerConfig, WebConfig
 
 _log = logs.get_logger("web")
 

@@ -23,10 +23,11 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
-from exporter import logs, webconfig
+from exporter import logs, webauth
 from exporter.config import ConfigError
 from exporter.web import HTTPServer, make_app
-from exporter.webconfig import BasicAuth, WebConfig, load_web_config
+from exporter.webauth import BasicAuth
+from exporter.webconfig import WebConfig, load_web_config
 
 USER = "prometheus"
 PASSWORD = "scrape-Pa55word"
@@ -324,10 +325,10 @@ def test_client_allowed_sans(certs: Certs, tmp_path: Path, sans: str, admitted: 
 def test_peer_allowed_normalizes_ip_addresses() -> None:
     allowed = frozenset({"2001:db8::1"})
     cert = {"subjectAltName": (("IP Address", "2001:DB8:0:0:0:0:0:1"),)}
-    assert webconfig.peer_allowed(cert, allowed)
-    assert not webconfig.peer_allowed({"subjectAltName": (("DNS", "x"),)}, allowed)
-    assert not webconfig.peer_allowed(None, allowed)
-    assert webconfig.peer_allowed(None, frozenset())
+    assert webauth.peer_allowed(cert, allowed)
+    assert not webauth.peer_allowed({"subjectAltName": (("DNS", "x"),)}, allowed)
+    assert not webauth.peer_allowed(None, allowed)
+    assert webauth.peer_allowed(None, frozenset())
 
 
 # ---------------------------------------------------------------------------------------------
