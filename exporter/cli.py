@@ -103,7 +103,7 @@ def load_config(config_file: str | None) -> Config:
 
 
 def _start_demo() -> tuple[SimulatedEM, Config]:
-    from exporter.config import ServerConfig
+    from exporter.config import STALE_AFTER_FACTOR, ServerConfig
     from exporter.simulator import SimulatedEM, SimulatorSettings
 
     # A distinctive password: every registered secret is redacted from the logs, and
@@ -111,18 +111,19 @@ def _start_demo() -> tuple[SimulatedEM, Config]:
     settings = SimulatorSettings(live=True, speed=20.0, password="demo-em-Pa55word")  # noqa: S106
     sim = SimulatedEM(settings)
     sim.start()
+    # The simulated EM runs in this process: polling it faster than a real EM may be polled
+    # loads nothing else, and shows the live activity sooner.
     server = ServerConfig(
         name="demo-em",
         url=sim.url,
         username=settings.username,
         password=settings.password,
         poll_interval=DEMO_POLL_INTERVAL,
-        stale_after=3 * DEMO_POLL_INTERVAL,
+        poll_floor=DEMO_POLL_INTERVAL,
+        stale_after=STALE_AFTER_FACTOR * DEMO_POLL_INTERVAL,
         timeout=10.0,
     )
-    return sim, Config(
-        servers=(server,), poll_interval=DEMO_POLL_INTERVAL, stale_after=3 * DEMO_POLL_INTERVAL
-    )
+    return sim, Config(servers=(server,))
 
 
 def _print_problems(title: str, exc: ConfigError) -> None:

@@ -763,7 +763,14 @@ def test_repr_shows_no_secrets(requests_mock: Mocker, client: EMClient) -> None:
 def test_url_userinfo_is_never_used_or_shown(requests_mock: Mocker) -> None:
     logon = requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
     requests_mock.get(SESSIONS_URL, content=SESSIONS_XML)
-    em = EMClient(replace(SERVER, url=f"https://x:{PASSWORD}@em01.example.com:9398"))
+    url = f"https://x:{PASSWORD}@em01.example.com:9398"
+    with pytest.raises(ValueError, match="must not contain credentials") as refused:
+        replace(SERVER, url=url)
+    assert PASSWORD not in str(refused.value)
+    # The type refuses such a URL; the client must still never use or show one.
+    server = replace(SERVER)
+    object.__setattr__(server, "url", url)
+    em = EMClient(server)
 
     em.fetch_sessions(read_all)
 

@@ -14,7 +14,7 @@ import pytest
 from fakes import Answer, ScriptedSource, wait_for
 from prometheus_client import CollectorRegistry
 
-from exporter.config import ServerConfig
+from exporter.config import MIN_POLL_INTERVAL, STALE_AFTER_FACTOR, ServerConfig
 from exporter.emclient import REASONS, PollError
 from exporter.health import ExporterMetrics
 from exporter.poller import BACKOFF_START, JITTER, Poller, SessionSource
@@ -24,12 +24,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = (FIXTURES / "golden_poll1.xml").read_bytes()
 
 
-def server(name: str = "em01", **kwargs: object) -> ServerConfig:
+def server(name: str = "em01", poll_interval: float = 60.0, **kwargs: object) -> ServerConfig:
     return ServerConfig(
         name=name,
         url="https://em01:9398",
         username="u",
         password="p4ssword",
+        poll_interval=poll_interval,
+        # Polled as fast as each test needs; stale after three intervals, as by default.
+        poll_floor=min(poll_interval, MIN_POLL_INTERVAL),
+        stale_after=STALE_AFTER_FACTOR * poll_interval,
         **kwargs,  # type: ignore[arg-type]
     )
 

@@ -156,6 +156,7 @@ def exporter_target(simulator: SimulatedEM) -> Iterator[tuple[Exporter, str]]:
                     username=simulator.settings.username,
                     password=simulator.settings.password,
                     poll_interval=1.0,
+                    poll_floor=1.0,
                     stale_after=30.0,
                     timeout=5.0,
                 ),

@@ -21,7 +21,7 @@ from fakes import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
-from exporter.config import Config, Format, ServerConfig, TLSConfig
+from exporter.config import MIN_POLL_INTERVAL, Config, Format, ServerConfig, TLSConfig
 from exporter.poller import Poller
 from exporter.simulator import SimulatedEM, openssl_available
 from exporter.web import HTTPServer, make_app
@@ -131,13 +131,14 @@ def server_config(
     password: str | None = None,
     tls: TLSConfig | None = None,
 ) -> ServerConfig:
-    """A server entry pointing at a simulator; intervals below the file minimum are fine here."""
+    """A server entry pointing at a simulator, polled as often as the test needs."""
     return ServerConfig(
         name=name,
         url=sim.url,
         username=sim.settings.username,
         password=sim.settings.password if password is None else password,
         poll_interval=poll_interval,
+        poll_floor=min(poll_interval, MIN_POLL_INTERVAL),
         stale_after=stale_after,
         timeout=timeout,
         format=fmt,
