@@ -259,6 +259,19 @@ def keys(cls: type[object]) -> dict[str, Key]:
     return found
 
 
+def defaults(cls: type[object]) -> dict[str, object]:
+    """The default of every key of ``cls`` that has one."""
+    found: dict[str, object] = {}
+    for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if item.name not in keys(cls):
+            continue
+        if item.default is not dataclasses.MISSING:
+            found[item.name] = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            found[item.name] = item.default_factory()
+    return found
+
+
 def check_keys(obj: object, minimums: Mapping[str, float] | None = None) -> None:
     """Hold ``obj`` to its keys' rules: ValueError names the first key that breaks one.
 
@@ -332,16 +345,23 @@ class SchemaChecker(FieldChecker):
         self.bad: set[str] = set()
 
     def section(
-        self, raw: object, path: str, cls: type[object], *, exclude: Sequence[str] = ()
+        self,
+        raw: object,
+        path: str,
+        cls: type[object],
+        *,
+        exclude: Sequence[str] = (),
+        also: Sequence[str] = (),
     ) -> dict[str, object] | None:
         """The valid values of the keys present, or None when ``raw`` is not a mapping.
 
         A key that is present but wrong, or required and missing, is reported and left out,
         and its path is added to ``self.bad`` so that rules between keys can skip it.
-        ``exclude`` names keys the caller reads itself.
+        ``exclude`` names keys the caller reads itself, ``also`` keys that are not fields but
+        that the caller handles (to refuse them with a better message than "unknown key").
         """
         declared = keys(cls)
-        entry = self.mapping(raw, path, list(declared))
+        entry = self.mapping(raw, path, [*declared, *also])
         if entry is None:
             return None
         values: dict[str, object] = {}
