@@ -11,7 +11,7 @@ from contextlib import suppress
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
 from exporter import __version__
-from exporter.emclient import REASONS
+from exporter.reasons import REASONS
 
 
 class ExporterMetrics:

@@ -17,10 +17,11 @@ from typing import IO, BinaryIO, Protocol, TypeVar
 
 from exporter.collector import ServerState
 from exporter.config import ServerConfig
-from exporter.emclient import EMClient, PollError
+from exporter.emclient import EMClient
 from exporter.health import ExporterMetrics
 from exporter.logs import get_logger
 from exporter.parse import ParseError, iter_entries
+from exporter.reasons import PollError
 from exporter.snapshot import FinishedLedger, PollResult, build
 
 BACKOFF_START = 5.0  # seconds before the first retry; doubles up to the poll interval
