@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import IO, BinaryIO, Protocol, TypeVar
 
-from exporter.collector import ServerState
 from exporter.config import ServerConfig
 from exporter.emclient import EMClient
 from exporter.health import ExporterMetrics
@@ -23,6 +22,7 @@ from exporter.logs import get_logger
 from exporter.parse import ParseError, iter_entries
 from exporter.reasons import PollError
 from exporter.snapshot import FinishedLedger, PollResult, build
+from exporter.state import ServerState
 
 BACKOFF_START = 5.0  # seconds before the first retry; doubles up to the poll interval
 JITTER = 0.05  # up to 5% of each delay, so that several exporters do not poll in lockstep
