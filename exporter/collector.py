@@ -29,9 +29,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from exporter.parse import RESULTS, UNKNOWN
 from exporter.snapshot import DURATION_BUCKETS, LedgerView, ServerSnapshot, clean_message
 from exporter.state import ServerState
+from exporter.vocabulary import RESULTS, UNKNOWN
 
 _AS_OF = "as of the last poll"
 

@@ -18,20 +18,15 @@ from typing import IO, Any, Literal
 from lxml import etree
 
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
+from exporter.vocabulary import FINAL_STATES, RESULTS, RUNNING_STATE, UNKNOWN
 
-RESULTS = ("Success", "Warning", "Failed")
-UNKNOWN = "Unknown"
-RUNNING_STATE = "InProgress"
-
-_RESULT_WORDS = {
-    "success": "Success",
-    "completedsuccessfully": "Success",
-    "warning": "Warning",
-    "completedwarning": "Warning",
-    "failed": "Failed",
+# An EM word, lower-cased, to its result: a result word or a final State both say one, in
+# Result/Result and (when that says nothing) in State.
+_RESULT_WORDS = {word.lower(): word for word in RESULTS} | {
+    state.lower(): result for state, result in FINAL_STATES.items()
 }
 # Values of Result/Result that carry no outcome: the session may still be running.
-_SILENT_WORDS = frozenset({"", "none", "inprogress"})
+_SILENT_WORDS = frozenset({"", "none", RUNNING_STATE.lower()})
 
 _DATE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?"

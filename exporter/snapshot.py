@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from exporter.parse import RESULTS, Entry, SessionRecord, UnreadableEntry
+from exporter.parse import Entry, SessionRecord, UnreadableEntry
+from exporter.vocabulary import FAILED, KNOWN_STATES, RESULTS, SUCCESS
 
-KNOWN_STATES = ("InProgress", "CompletedSuccessfully", "CompletedWarning", "Failed")
 DURATION_BUCKETS = (
     1.0,
     5.0,
@@ -94,10 +94,10 @@ class _TypeAccumulator:
             return
         if self.newest_finished is None or _newness(record) > _newness(self.newest_finished):
             self.newest_finished = record
-        if record.result == "Success":
+        if record.result == SUCCESS:
             if self.newest_success is None or _newness(record) > _newness(self.newest_success):
                 self.newest_success = record
-        elif record.result == "Failed" and (
+        elif record.result == FAILED and (
             self.newest_failure is None or _newness(record) > _newness(self.newest_failure)
         ):
             self.newest_failure = record
