@@ -37,7 +37,9 @@ _AS_OF = "as of the last poll"
 
 
 class SessionCollector(Collector):
-    """Renders every session metric of contract section 2.2 from the current states."""
+    """Renders every session metric from the current states: the gauges from each snapshot
+    not older than its server's ``stale_after``, the counters and histogram from every
+    server's ledger whatever its age."""
 
     def __init__(
         self,
