@@ -79,9 +79,9 @@ class _Stream:
 def run_case(fmt: str, n: int) -> dict[str, float]:
     from prometheus_client import generate_latest
 
-    from exporter.collector import ServerState
     from exporter.parse import iter_entries
     from exporter.snapshot import FinishedLedger, build
+    from exporter.state import ServerState
 
     stream: IO[bytes]
     stream = _Stream(_xml_chunks(n)) if fmt == "xml" else _Stream(iter([_json_body(n)]))  # type: ignore[assignment]

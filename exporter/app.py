@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import ServerState, SessionCollector
+from exporter.collector import SessionCollector
 from exporter.config import Config
 from exporter.health import ExporterMetrics
 from exporter.logs import get_logger, register_secret
 from exporter.poller import ClientFactory, Poller, em_client
+from exporter.state import ServerState
 from exporter.web import ServerInfo
 
 _log = get_logger("app")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -30,30 +29,17 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from exporter.parse import RESULTS, UNKNOWN
-from exporter.snapshot import (
-    DURATION_BUCKETS,
-    EMPTY_LEDGER_VIEW,
-    LedgerView,
-    ServerSnapshot,
-    clean_message,
-)
+from exporter.snapshot import DURATION_BUCKETS, LedgerView, ServerSnapshot, clean_message
+from exporter.state import ServerState
+from exporter.vocabulary import RESULTS, UNKNOWN
 
 _AS_OF = "as of the last poll"
 
 
-@dataclass(frozen=True)
-class ServerState:
-    """What a scrape may know about one server: swapped whole by its poller."""
-
-    server: str
-    stale_after: float
-    snapshot: ServerSnapshot | None = None
-    ledger: LedgerView = EMPTY_LEDGER_VIEW
-
-
 class SessionCollector(Collector):
-    """Renders every session metric of contract section 2.2 from the current states."""
+    """Renders every session metric from the current states: the gauges from each snapshot
+    not older than its server's ``stale_after``, the counters and histogram from every
+    server's ledger whatever its age."""
 
     def __init__(
         self,

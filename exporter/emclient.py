@@ -2,8 +2,8 @@
 
 The client hands the (gzip-decoded) body of ``GET /api/systemSessions?format=Entity`` to a
 caller-supplied ``consume`` callable and never parses session data itself. Every failure of a
-poll leaves as a :class:`PollError` whose reason is one of :data:`REASONS` and whose message is
-built here from known-safe pieces, so it can be logged as it is.
+poll leaves as a :class:`~exporter.reasons.PollError` whose reason is one of ``REASONS`` and
+whose message is built here from known-safe pieces, so it can be logged as it is.
 
 Secrets handled here: the password, the ``Authorization`` header, the ``X-RestSvcSessionId``
 token, and the logon ``SessionId`` (the token is base64 of that GUID, so it is as sensitive).
@@ -35,8 +35,7 @@ from lxml import etree
 from exporter import __version__
 from exporter.config import ServerConfig
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
-
-REASONS: tuple[str, ...] = ("connection", "timeout", "tls", "auth", "http", "parse")
+from exporter.reasons import PollError
 
 T = TypeVar("T")
 
@@ -53,26 +52,6 @@ _EM_MESSAGE_LIMIT: Final = 300
 _AUTH_STATUSES: Final = frozenset({401, 403})
 _USERINFO_RE: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
 _WHITESPACE_RE: Final = re.compile(r"\s+")
-
-
-class PollError(Exception):
-    """A failed poll, classified by one of REASONS; str() is safe to log (no secrets)."""
-
-    reason: str
-    message: str
-
-    def __init__(self, reason: str, message: str) -> None:
-        if reason not in REASONS:
-            raise ValueError(f"unknown poll error reason {reason!r}")
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return f"PollError({self.reason!r}, {self.message!r})"
 
 
 class _BasicAuth(requests.auth.AuthBase):

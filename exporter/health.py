@@ -1,7 +1,7 @@
 """The exporter's own metrics: the only mutable metric objects in the process.
 
-Poll health per server (contract 2.1) plus build info and the config reload gauges. Series
-for a server exist from the moment it is added, with all six error reasons at 0.
+Poll health per server plus build info and the config reload gauges. Series for a server
+exist from the moment it is added, with all six error reasons at 0.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from contextlib import suppress
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
 from exporter import __version__
-from exporter.emclient import REASONS
+from exporter.reasons import REASONS
 
 
 class ExporterMetrics:

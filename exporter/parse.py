@@ -1,7 +1,7 @@
 """EM answers (bytes or a byte stream) -> ``SessionRecord`` values.
 
-Pure functions: no network, no metrics, no logging. The rules are contract section 2.3:
-which sessions are running, how a result is read from two vocabularies, how dates are read.
+Pure functions: no network, no metrics, no logging. The rules live here: which sessions are
+running, how a result is read from two vocabularies, how dates are read.
 XML is parsed as a stream so that a 100,000-session answer is never held as one tree.
 """
 
@@ -18,20 +18,15 @@ from typing import IO, Any, Literal
 from lxml import etree
 
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
+from exporter.vocabulary import FINAL_STATES, RESULTS, RUNNING_STATE, UNKNOWN
 
-RESULTS = ("Success", "Warning", "Failed")
-UNKNOWN = "Unknown"
-RUNNING_STATE = "InProgress"
-
-_RESULT_WORDS = {
-    "success": "Success",
-    "completedsuccessfully": "Success",
-    "warning": "Warning",
-    "completedwarning": "Warning",
-    "failed": "Failed",
+# An EM word, lower-cased, to its result: a result word or a final State both say one, in
+# Result/Result and (when that says nothing) in State.
+_RESULT_WORDS = {word.lower(): word for word in RESULTS} | {
+    state.lower(): result for state, result in FINAL_STATES.items()
 }
 # Values of Result/Result that carry no outcome: the session may still be running.
-_SILENT_WORDS = frozenset({"", "none", "inprogress"})
+_SILENT_WORDS = frozenset({"", "none", RUNNING_STATE.lower()})
 
 _DATE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?"
@@ -137,7 +132,16 @@ def make_record(
     message: str | None,
     canceled: str | bool | None,
 ) -> Entry:
-    """Apply contract 2.3 to the raw field values of one entry (None = absent or null)."""
+    """Read one entry from its raw field values (None = absent or null).
+
+    An entry without a UID, without a creation time or with an unreadable date is
+    unreadable. A session is running when State is InProgress, or when it has no end time
+    (missing, empty or 0001-01-01) while Result/Result says nothing (empty, None,
+    InProgress) and State is not a final state; a running session has no end time and no
+    result. A finished session's result is Result/Result's, or State's when Result/Result
+    says nothing: Success or CompletedSuccessfully is Success, Warning or CompletedWarning
+    is Warning, Failed is Failed, any other word is Unknown.
+    """
     uid = (uid or "").strip()
     if not uid:
         return UnreadableEntry("no UID")

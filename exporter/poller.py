@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import IO, BinaryIO, Protocol, TypeVar
 
-from exporter.collector import ServerState
 from exporter.config import ServerConfig
-from exporter.emclient import EMClient, PollError
+from exporter.emclient import EMClient
 from exporter.health import ExporterMetrics
 from exporter.logs import get_logger
 from exporter.parse import ParseError, iter_entries
+from exporter.reasons import PollError
 from exporter.snapshot import FinishedLedger, PollResult, build
+from exporter.state import ServerState
 
 BACKOFF_START = 5.0  # seconds before the first retry; doubles up to the poll interval
 JITTER = 0.05  # up to 5% of each delay, so that several exporters do not poll in lockstep
@@ -51,6 +52,21 @@ class PollStatus:
 
     last_poll_at: float | None = None
     last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What a stopped poller passes to the one that replaces it after a reload.
+
+    The ledger is handed over, not copied: the successor goes on counting in it, so no
+    finished session is counted twice and no counter goes back to 0.
+    """
+
+    ledger: FinishedLedger
+    state: ServerState
+    status: PollStatus
+    failures: int  # consecutive failed polls, which set the backoff
+    polled_once: bool
 
 
 class Poller:
@@ -85,11 +101,12 @@ class Poller:
             self._failures = 0
             metrics.add_server(server.name)
         else:
-            self._ledger = succeeds._ledger
-            self._state = replace(succeeds.state, stale_after=server.stale_after)
-            self._status = succeeds.status
-            self._failures = succeeds._failures
-            if succeeds.polled_once():
+            handover = succeeds.handover()
+            self._ledger = handover.ledger
+            self._state = replace(handover.state, stale_after=server.stale_after)
+            self._status = handover.status
+            self._failures = handover.failures
+            if handover.polled_once:
                 self._polled.set()
 
     # --- read side (any thread) -----------------------------------------------------------
@@ -107,6 +124,16 @@ class Poller:
 
     def wait_polled(self, timeout: float) -> bool:
         return self._polled.wait(timeout)
+
+    def handover(self) -> Handover:
+        """What a successor needs to carry on where this poller stopped."""
+        return Handover(
+            ledger=self._ledger,
+            state=self._state,
+            status=self._status,
+            failures=self._failures,
+            polled_once=self.polled_once(),
+        )
 
     # --- the poll ---------------------------------------------------------------------------
 

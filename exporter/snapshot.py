@@ -2,9 +2,8 @@
 
 Pure: the caller feeds records and a clock reading; nothing here does I/O. The snapshot
 describes one answer (gauges). The ledger remembers which finished sessions were already
-counted so that each UID is counted once, ever (contract 2.2), and freezes its counters into
-an immutable ``LedgerView`` after every successful poll so that a scrape never sees a
-half-updated state.
+counted so that each UID is counted once, ever, and freezes its counters into an immutable
+``LedgerView`` after every successful poll so that a scrape never sees a half-updated state.
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from exporter.parse import RESULTS, Entry, SessionRecord, UnreadableEntry
+from exporter.parse import Entry, SessionRecord, UnreadableEntry
+from exporter.vocabulary import FAILED, KNOWN_STATES, RESULTS, SUCCESS
 
-KNOWN_STATES = ("InProgress", "CompletedSuccessfully", "CompletedWarning", "Failed")
 DURATION_BUCKETS = (
     1.0,
     5.0,
@@ -43,12 +42,13 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def clean_message(message: str) -> str:
-    """Collapse whitespace and cut to 200 code points (contract 2.4)."""
+    """Collapse whitespace and cut to 200 code points, so a label value stays short and stable."""
     return _WHITESPACE.sub(" ", message).strip()[:MESSAGE_LIMIT]
 
 
 def _newness(record: SessionRecord) -> tuple[float, float, str]:
-    # Contract 2.4: newest = latest creation, then latest end, then UID.
+    # Newest is the latest creation time; ties go to the latest end time (a missing end is
+    # older than any), then to the greater UID. The order of the answer never matters.
     return (record.created, record.ended if record.ended is not None else float("-inf"), record.uid)
 
 
@@ -94,10 +94,10 @@ class _TypeAccumulator:
             return
         if self.newest_finished is None or _newness(record) > _newness(self.newest_finished):
             self.newest_finished = record
-        if record.result == "Success":
+        if record.result == SUCCESS:
             if self.newest_success is None or _newness(record) > _newness(self.newest_success):
                 self.newest_success = record
-        elif record.result == "Failed" and (
+        elif record.result == FAILED and (
             self.newest_failure is None or _newness(record) > _newness(self.newest_failure)
         ):
             self.newest_failure = record

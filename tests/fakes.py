@@ -17,7 +17,7 @@ from typing import BinaryIO, ClassVar, TypeVar
 
 import requests
 
-from exporter.emclient import PollError
+from exporter.reasons import PollError
 
 T = TypeVar("T")
 

@@ -146,7 +146,7 @@ def test_null_values_mean_the_default(tmp_path: Path) -> None:
         ("stale_after: 10m\n", "    poll_interval: 2m\n", 120.0, 600.0, 600.0),
         # A per-server stale_after wins over everything.
         ("stale_after: 10m\n", "    stale_after: 90s\n", 60.0, 90.0, 600.0),
-        # Equal is allowed (the contract says "at least").
+        # Equal is allowed: stale_after must be at least the poll interval.
         ("poll_interval: 1m\nstale_after: 1m\n", "", 60.0, 60.0, 60.0),
     ],
 )

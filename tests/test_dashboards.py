@@ -1,8 +1,8 @@
 """Structural tests for the Grafana dashboards, their provisioning and the rule expressions.
 
-Every metric a dashboard query or a rule names must be one of the exporter's contract metrics
-(section 2 of the contract, hard-coded below so the test does not need the spec) or a recording
-rule defined in prometheus/*.yml.
+Every metric a dashboard query or a rule names must be one of the exporter's metrics (the
+README's list, hard-coded below with their labels) or a recording rule defined in
+prometheus/*.yml.
 
 `dashboard_queries` and `substitute_variables` are meant for the Prometheus-in-the-loop test
 as well: they list every query of a dashboard and make it executable by Prometheus.
@@ -31,8 +31,8 @@ DASHBOARD_MOUNT = "/var/lib/grafana/dashboards"
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 
-# Contract section 2: metric name -> labels besides job/instance added by the scrape.
-CONTRACT_METRICS: dict[str, frozenset[str]] = {
+# The exporter's metrics: name -> labels besides job/instance added by the scrape.
+EXPORTER_METRICS: dict[str, frozenset[str]] = {
     "veeam_em_up": frozenset({"server"}),
     "veeam_em_poll_duration_seconds": frozenset({"server"}),
     "veeam_em_last_successful_poll_timestamp_seconds": frozenset({"server"}),
@@ -141,8 +141,8 @@ def rule_expressions() -> list[tuple[str, str]]:
 
 
 def known_metrics() -> dict[str, frozenset[str]]:
-    """Contract metrics plus recording rules, each with the labels its series carry."""
-    known = dict(CONTRACT_METRICS)
+    """Exporter metrics plus recording rules, each with the labels its series carry."""
+    known = dict(EXPORTER_METRICS)
     for rule in recording_rules():
         labels = set(rule.get("labels") or {})
         for source in metric_names(str(rule["expr"])):

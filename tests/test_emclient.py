@@ -22,7 +22,8 @@ import urllib3.exceptions
 from requests_mock import Mocker
 
 from exporter.config import ServerConfig, TLSConfig
-from exporter.emclient import REASONS, EMClient, PollError
+from exporter.emclient import EMClient
+from exporter.reasons import REASONS, PollError
 
 BASE = "https://em01.example.com:9398"
 LOGON_URL = f"{BASE}/api/sessionMngr/?v=latest"

@@ -19,8 +19,8 @@ from prometheus_client import generate_latest
 
 from exporter.app import Exporter
 from exporter.config import Config, ServerConfig, SessionTypeFilter
-from exporter.emclient import PollError
 from exporter.poller import SessionSource
+from exporter.reasons import PollError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"

@@ -1,4 +1,6 @@
-"""The parser over recorded-style answers: every quirk of contract 2.3 and vbem-api.md 2 and 5."""
+"""The parser over recorded-style answers: timestamps in every form, the running and result
+rules, XML and JSON quirks (v12 and v13 key casing, BOM, collection shapes, wrong types),
+unreadable entries and documents, entities never resolved, and flat memory while streaming."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from fakes import Answer, ScriptedSource, wait_for
 from prometheus_client import CollectorRegistry
 
 from exporter.config import MIN_POLL_INTERVAL, STALE_AFTER_FACTOR, ServerConfig
-from exporter.emclient import REASONS, PollError
 from exporter.health import ExporterMetrics
 from exporter.poller import BACKOFF_START, JITTER, Poller, SessionSource
+from exporter.reasons import REASONS, PollError
 
 T = TypeVar("T")
 FIXTURES = Path(__file__).parent / "fixtures"

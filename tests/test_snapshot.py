@@ -1,4 +1,5 @@
-"""Snapshot rules of contract 2.2-2.4 and the ledger's counting rules."""
+"""Snapshot rules (all known states per type, newest by creation then end then UID, running
+sessions, failure messages cleaned) and the ledger's counting rules."""
 
 from __future__ import annotations
 

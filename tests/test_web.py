@@ -13,8 +13,8 @@ from fakes import Answer, ScriptedSource
 
 from exporter.app import Exporter
 from exporter.config import Config, ServerConfig
-from exporter.emclient import PollError
 from exporter.poller import SessionSource
+from exporter.reasons import PollError
 from exporter.web import HTTPServer, make_app, parse_listen_address
 
 GOOD = (Path(__file__).parent / "fixtures" / "golden_poll1.xml").read_bytes()

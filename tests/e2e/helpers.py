@@ -31,7 +31,7 @@ SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 
 REASONS = ("connection", "timeout", "tls", "auth", "http", "parse")
 
-# Contract 2.2: the gauges that describe the current answer (and go stale).
+# The gauges that describe the current answer (and go stale).
 SESSION_GAUGES = (
     "veeam_em_system_sessions",
     "veeam_em_system_sessions_canceled",

@@ -1,6 +1,7 @@
-"""What the metrics must say, computed from the simulator's own records by contract 2.2-2.4.
+"""What the metrics must say, computed from the simulator's own records by the stated rules.
 
-Written from the contract alone, on the simulator's `SimSession` values: it shares no code
+Written from the rules alone (README.md, "Metrics" and "How sessions are read"), on the
+simulator's `SimSession` values: it shares no code
 with `exporter.parse`, `exporter.snapshot` or `exporter.collector`, so a bug there cannot hide
 itself by being computed the same way here.
 """
@@ -16,7 +17,7 @@ from .helpers import FINISHED, HISTOGRAM, SampleKey, key
 
 KNOWN_STATES = ("InProgress", "CompletedSuccessfully", "CompletedWarning", "Failed")
 RESULTS = ("Success", "Warning", "Failed")
-# Contract 2.2: le="1", "5", ... "86400" as prometheus-client writes them.
+# The histogram buckets, le="1", "5", ... "86400", as prometheus-client writes them.
 BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 86400)
 BUCKET_LABELS = (*(f"{b}.0" for b in BUCKETS), "+Inf")
 
@@ -36,12 +37,12 @@ def unix(moment: datetime) -> float:
 
 
 def is_running(s: SimSession) -> bool:
-    """2.3: State InProgress, or no end time while Result/Result says nothing."""
+    """Running: State InProgress, or no end time while Result/Result says nothing."""
     return s.state == "InProgress" or (s.ended is None and s.result in _SAYS_NOTHING)
 
 
 def result_of(s: SimSession) -> str:
-    """2.3: Result/Result mapped; if it says nothing, State mapped; anything else Unknown."""
+    """Result/Result mapped; if it says nothing, State mapped; anything else Unknown."""
     word = s.state if s.result in _SAYS_NOTHING else s.result
     return _WORDS.get(word, "Unknown")
 
@@ -51,12 +52,12 @@ def duration_of(s: SimSession) -> float | None:
 
 
 def message_label(message: str) -> str:
-    """2.4: trimmed, inner whitespace runs collapsed to one space, first 200 code points."""
+    """Trimmed, inner whitespace runs collapsed to one space, first 200 code points."""
     return " ".join(message.split())[:200]
 
 
 def _newness(s: SimSession) -> tuple[datetime, bool, datetime, str]:
-    # 2.4: latest creation, then latest end (a missing end is older than any), then UID.
+    # Newest: latest creation, then latest end (a missing end is older than any), then UID.
     # Every UID is "urn:veeam:SystemSession:" + id, so ids order like UIDs.
     return (s.created, s.ended is not None, s.ended or s.created, s.id)
 
@@ -66,7 +67,7 @@ def newest(sessions: Iterable[SimSession]) -> SimSession | None:
 
 
 def session_gauges(server: str, sessions: Sequence[SimSession]) -> dict[SampleKey, float]:
-    """Every session gauge of contract 2.2 for one server's answer."""
+    """Every session gauge for one server's answer."""
     out: dict[SampleKey, float] = {}
     for session_type in sorted({s.session_type for s in sessions}):
         mine = [s for s in sessions if s.session_type == session_type]

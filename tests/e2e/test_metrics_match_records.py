@@ -1,7 +1,7 @@
 """The exporter's answer equals what the simulator's own records say, in every representation.
 
 Real sockets both ways: the exporter polls the simulator over HTTP and is scraped over HTTP.
-The expectation is computed in `reference.py` from `sim.sessions()` by the contract's rules.
+The expectation is computed in `reference.py` from `sim.sessions()` by the stated rules.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ LONG_MESSAGE = (
 
 
 def add_edge_cases(sim: SimulatedEM, now: datetime) -> None:
-    """Sessions the month of history does not have, each aimed at one rule of 2.3-2.4."""
+    """Sessions the month of history does not have, each aimed at one rule: how running and
+    result are read, which session is the newest, how a failure message is cleaned."""
 
     def ago(**delta: float) -> datetime:
         return now - timedelta(**delta)

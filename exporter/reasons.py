@@ -1,0 +1,30 @@
+"""Why a poll failed: the reasons of ``veeam_em_poll_errors_total`` and the error carrying one.
+
+The client raises :class:`PollError`, the poller counts it by its reason, and the
+self-metrics create one series per reason for every server up front. All three import the
+reasons from here, so the list is written once and nothing here needs a network library.
+"""
+
+from __future__ import annotations
+
+REASONS: tuple[str, ...] = ("connection", "timeout", "tls", "auth", "http", "parse")
+
+
+class PollError(Exception):
+    """A failed poll, classified by one of REASONS; str() is safe to log (no secrets)."""
+
+    reason: str
+    message: str
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown poll error reason {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"PollError({self.reason!r}, {self.message!r})"
