@@ -26,6 +26,7 @@ from exporter.durations import format_duration as format_duration
 from exporter.durations import parse_duration as parse_duration
 from exporter.schema import (
     Choice,
+    Count,
     Duration,
     FilePath,
     Flag,
@@ -33,13 +34,16 @@ from exporter.schema import (
     Kind,
     SchemaChecker,
     Section,
+    Size,
     Text,
     TextList,
     check_keys,
+    defaults,
     describe,
     env_paths,
     env_raw,
     key,
+    keys,
     settings,
 )
 
@@ -64,6 +68,15 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_FORMAT: Format = "xml"
 STALE_AFTER_FACTOR = 3
 DEFAULT_STALE_AFTER = STALE_AFTER_FACTOR * DEFAULT_POLL_INTERVAL
+# Refused logons in a row before logons to a server are suspended (0: never), and how long a
+# suspension lasts before one more attempt: a wrong password must not lock the EM account.
+DEFAULT_MAX_LOGON_FAILURES = 3
+DEFAULT_LOGON_RETRY_AFTER = 3600.0
+MIN_LOGON_RETRY_AFTER = 60.0
+# The decoded body of one answer, and the session types exported per server: whatever an EM
+# answers, the exporter's memory and its scrape stay bounded.
+DEFAULT_MAX_ANSWER_SIZE = 1024**3
+DEFAULT_MAX_SESSION_TYPES = 100
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +138,12 @@ class ServerConfig:
     poll_interval: float = key(Duration(MIN_POLL_INTERVAL), default=DEFAULT_POLL_INTERVAL)
     stale_after: float = key(Duration(), default=DEFAULT_STALE_AFTER)
     timeout: float = key(Duration(), default=DEFAULT_TIMEOUT, env="VEEAM_EM_TIMEOUT")
+    max_answer_size: int = key(Size(), default=DEFAULT_MAX_ANSWER_SIZE)
+    max_session_types: int = key(Count(1), default=DEFAULT_MAX_SESSION_TYPES)
+    max_logon_failures: int = key(Count(0), default=DEFAULT_MAX_LOGON_FAILURES)
+    logon_retry_after: float = key(
+        Duration(MIN_LOGON_RETRY_AFTER), default=DEFAULT_LOGON_RETRY_AFTER
+    )
     tls: TLSConfig = key(Section(TLSConfig), default=TLSConfig())
     session_types: SessionTypeFilter = key(Section(SessionTypeFilter), default=SessionTypeFilter())
     poll_floor: float = dataclasses.field(default=MIN_POLL_INTERVAL, repr=False)
@@ -159,6 +178,20 @@ class Config:
         Duration(MIN_POLL_INTERVAL), default=DEFAULT_POLL_INTERVAL, env="VEEAM_EM_POLL_INTERVAL"
     )
     stale_after: float = key(Duration(), default=DEFAULT_STALE_AFTER, env="VEEAM_EM_STALE_AFTER")
+    max_answer_size: int = key(
+        Size(), default=DEFAULT_MAX_ANSWER_SIZE, env="VEEAM_EM_MAX_ANSWER_SIZE"
+    )
+    max_session_types: int = key(
+        Count(1), default=DEFAULT_MAX_SESSION_TYPES, env="VEEAM_EM_MAX_SESSION_TYPES"
+    )
+    max_logon_failures: int = key(
+        Count(0), default=DEFAULT_MAX_LOGON_FAILURES, env="VEEAM_EM_MAX_LOGON_FAILURES"
+    )
+    logon_retry_after: float = key(
+        Duration(MIN_LOGON_RETRY_AFTER),
+        default=DEFAULT_LOGON_RETRY_AFTER,
+        env="VEEAM_EM_LOGON_RETRY_AFTER",
+    )
     servers: tuple[ServerConfig, ...] = key(Servers())
 
     def __post_init__(self) -> None:
@@ -176,6 +209,14 @@ def _check_stale_after(poll_interval: float, stale_after: float) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Checking a raw (YAML-shaped) configuration
+
+# A top-level key that a server also has is that server's default. poll_interval and
+# stale_after are inherited by hand below: stale_after also follows poll_interval.
+_INHERITED = tuple(
+    name
+    for name in keys(Config)
+    if name in keys(ServerConfig) and name not in ("poll_interval", "stale_after")
+)
 
 
 class _ConfigChecker(SchemaChecker):
@@ -213,11 +254,17 @@ class _ConfigChecker(SchemaChecker):
         elif not raw_servers:
             self.add("servers", "must list at least one server")
         else:
+            # A wrong global value is reported once; its servers are then skipped.
+            inherited = {
+                name: None if name in self.bad else {**defaults(Config), **top}[name]
+                for name in _INHERITED
+            }
             seen: dict[str, int] = {}
             for index, item in enumerate(raw_servers):
                 server = self.server(
                     item,
                     f"servers[{index}]",
+                    inherited=inherited,
                     global_poll=global_poll,
                     global_stale=global_stale if stale_set else None,
                     stale_set=stale_set,
@@ -239,7 +286,7 @@ class _ConfigChecker(SchemaChecker):
 
         if self.problems or global_poll is None or global_stale is None:
             return None
-        values = {"poll_interval": global_poll, "stale_after": global_stale}
+        values = {**top, "poll_interval": global_poll, "stale_after": global_stale}
         config = self.build(Config, {**values, "servers": tuple(servers)}, "configuration")
         return None if isinstance(config, Invalid) else config
 
@@ -248,6 +295,7 @@ class _ConfigChecker(SchemaChecker):
         raw: object,
         path: str,
         *,
+        inherited: Mapping[str, object],
         global_poll: float | None,
         global_stale: float | None,
         stale_set: bool,
@@ -297,8 +345,11 @@ class _ConfigChecker(SchemaChecker):
             elif poll is not None:
                 stale = STALE_AFTER_FACTOR * poll
 
+        for inherited_name, value in inherited.items():
+            if inherited_name not in entry:
+                values[inherited_name] = value
         bad = any(where.startswith(f"{path}.") for where in self.bad)
-        if bad or None in (name, password, poll, stale) or "url" not in values:
+        if bad or None in (name, password, poll, stale, *values.values()) or "url" not in values:
             return None
         values.update(
             name=name,

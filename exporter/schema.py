@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, dataclass_transform, overload
 
 from exporter.durations import format_duration, parse_duration
+from exporter.sizes import format_size, parse_size
 from exporter.validation import FieldChecker, PathStyle, Raw, join_path, kind
 
 T = TypeVar("T")
@@ -144,6 +145,41 @@ class Duration(Kind[float]):
 
     def show(self, value: float) -> str:
         return format_duration(value)
+
+
+class Count(Kind[int]):
+    """A whole number, at least ``minimum``."""
+
+    def __init__(self, minimum: int = 0) -> None:
+        self.minimum = minimum
+
+    def check(self, value: object, minimum: float | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number, got {kind(value)}")
+        if value < self.minimum:
+            raise ValueError(f"must be at least {self.minimum}, got {value}")
+        return value
+
+    def from_env(self, text: str) -> object:
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {text.strip()!r}") from None
+
+
+class Size(Kind[int]):
+    """Bytes, written as a number or as ``512KiB``, ``64MiB``, ``1GiB``; greater than 0."""
+
+    def check(self, value: object, minimum: float | None = None) -> int:
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ValueError(f"must be a size such as 64MiB or 1GiB, got {kind(value)}")
+        size = parse_size(value)
+        if size == 0:
+            raise ValueError("must be greater than 0")
+        return size
+
+    def show(self, value: int) -> str:
+        return format_size(value)
 
 
 class TextList(Kind[tuple[str, ...]]):

@@ -586,7 +586,8 @@ def test_a_file_with_several_errors_reports_all_of_them() -> None:
     found = problems(lambda: load_file(FIXTURES / "many-errors.yml"))
 
     assert found == [
-        "colour: unknown key (allowed: poll_interval, stale_after, servers)",
+        "colour: unknown key (allowed: poll_interval, stale_after, max_answer_size, "
+        "max_session_types, max_logon_failures, logon_retry_after, servers)",
         "poll_interval: must be at least 10s, got 5s",
         "servers[0].url: scheme must be http or https, got 'ftp'",
         "servers[0].format: must be xml or json, got 'yaml'",
@@ -876,3 +877,93 @@ def test_example_config_in_the_repo_root_is_valid(tmp_path: Path) -> None:
     config = load_file(write(tmp_path, text))
     assert [server.name for server in config.servers] == ["em01", "em-lab"]
     assert os.path.isabs(config.servers[0].password_file or "")
+
+
+# --- keys a server inherits from the top level ----------------------------------------------
+
+
+def test_safety_keys_default_inherit_and_override(tmp_path: Path) -> None:
+    config = load_file(
+        write(
+            tmp_path,
+            """\
+            max_answer_size: 64MiB
+            max_logon_failures: 0
+            servers:
+              - name: em01
+                url: https://em01.example.com:9398
+                username: svc
+                password: pw
+              - name: em02
+                url: https://em02.example.com:9398
+                username: svc
+                password: pw
+                max_answer_size: 512KiB
+                max_session_types: 20
+                max_logon_failures: 5
+                logon_retry_after: 2h
+            """,
+        )
+    )
+    em01, em02 = config.servers
+    assert (config.max_answer_size, config.max_logon_failures) == (64 * 1024**2, 0)
+    assert (em01.max_answer_size, em01.max_logon_failures) == (64 * 1024**2, 0)
+    assert (em01.max_session_types, em01.logon_retry_after) == (100, 3600.0)
+    assert (em02.max_answer_size, em02.max_session_types) == (512 * 1024, 20)
+    assert (em02.max_logon_failures, em02.logon_retry_after) == (5, 7200.0)
+    text = summary(config)
+    assert "max_answer_size: 64MiB" in text.splitlines()
+    assert "    max_answer_size: 512KiB" in text.splitlines()
+    assert "    logon_retry_after: 2h" in text.splitlines()
+
+
+def test_safety_key_problems_are_reported_with_their_paths(tmp_path: Path) -> None:
+    found = problems(
+        lambda: load_file(
+            write(
+                tmp_path,
+                """\
+                max_answer_size: lots
+                max_session_types: 0
+                servers:
+                  - name: em01
+                    url: https://em01.example.com:9398
+                    username: svc
+                    password: pw
+                    max_logon_failures: -1
+                    logon_retry_after: 5s
+                    max_answer_size: true
+                """,
+            )
+        )
+    )
+    assert found == [
+        "max_answer_size: invalid size 'lots': use a number of bytes or a size such as "
+        "512KiB, 64MiB, 1GiB",
+        "max_session_types: must be at least 1, got 0",
+        "servers[0].max_answer_size: must be a size such as 64MiB or 1GiB, got boolean",
+        "servers[0].max_logon_failures: must be at least 0, got -1",
+        "servers[0].logon_retry_after: must be at least 1m, got 5s",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1048576", 1048576), ("1GiB", 1024**3), ("512 KiB", 524288), ("3B", 3), ("2TiB", 2 << 40)],
+)
+def test_sizes(text: str, size: int) -> None:
+    from exporter.sizes import format_size, parse_size
+
+    assert parse_size(text) == size
+    assert parse_size(format_size(size)) == size
+
+
+def test_environment_sets_the_safety_keys() -> None:
+    config = load_env(
+        {**ENV, "VEEAM_EM_MAX_ANSWER_SIZE": "1MiB", "VEEAM_EM_MAX_LOGON_FAILURES": "7"}
+    )
+    assert config.servers[0].max_answer_size == 1024**2
+    assert config.servers[0].max_logon_failures == 7
+    assert load_env_problems({**ENV, "VEEAM_EM_MAX_LOGON_FAILURES": "many"}) == [
+        "VEEAM_EM_MAX_LOGON_FAILURES: must be a whole number, got 'many'"
+    ]

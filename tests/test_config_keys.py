@@ -121,6 +121,10 @@ def test_each_variable_sets_the_key_it_is_declared_for(tmp_path: Path) -> None:
         "VEEAM_EM_STALE_AFTER": "9m",
         "VEEAM_EM_CA_FILE": str(FULL.parent / "ca.pem"),
         "VEEAM_EM_INSECURE_SKIP_VERIFY": "true",
+        "VEEAM_EM_MAX_ANSWER_SIZE": "64MiB",
+        "VEEAM_EM_MAX_SESSION_TYPES": "20",
+        "VEEAM_EM_MAX_LOGON_FAILURES": "0",
+        "VEEAM_EM_LOGON_RETRY_AFTER": "2h",
     }
     # A new variable needs a sample here: this is where the test learns of it.
     assert set(samples) == set(ENV_VARIABLES)
