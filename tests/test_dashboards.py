@@ -301,7 +301,7 @@ def test_datasource_only_through_the_variable(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
-def test_queries_name_only_contract_metrics_and_recording_rules(path: Path) -> None:
+def test_queries_name_only_exporter_metrics_and_recording_rules(path: Path) -> None:
     known = known_metrics()
     exprs = [expr for _, _, expr in dashboard_queries(load_json(path))]
     exprs += [
@@ -403,7 +403,7 @@ def test_overview_covers_the_issue() -> None:
 # --- rules name only known metrics -------------------------------------------------------------
 
 
-def test_rules_name_only_contract_metrics_and_recording_rules() -> None:
+def test_rules_name_only_exporter_metrics_and_recording_rules() -> None:
     known = known_metrics()
     exprs = rule_expressions()
     assert exprs
