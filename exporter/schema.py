@@ -243,15 +243,6 @@ def key(
 def key(
     kind: Kind[Any],
     *,
-    default_factory: Callable[[], T],
-    env: str | None = ...,
-    blank: str = ...,
-    note: Callable[[Any], str] | None = ...,
-) -> T: ...
-@overload
-def key(
-    kind: Kind[Any],
-    *,
     env: str | None = ...,
     blank: str = ...,
     note: Callable[[Any], str] | None = ...,
@@ -260,18 +251,16 @@ def key(
     kind: Kind[Any],
     *,
     default: Any = dataclasses.MISSING,
-    default_factory: Any = dataclasses.MISSING,
     env: str | None = None,
     blank: str = "(none)",
     note: Callable[[Any], str] | None = None,
 ) -> Any:
     """A configuration key; without a default it is required."""
-    required = default is dataclasses.MISSING and default_factory is dataclasses.MISSING
+    required = default is dataclasses.MISSING
     secret = isinstance(kind, Text) and kind.secret
     declared = Key(kind, required=required, env=env, blank=blank, note=note)
     return dataclasses.field(
         default=default,
-        default_factory=default_factory,
         repr=not secret,
         metadata={_METADATA: declared},
     )
@@ -303,8 +292,6 @@ def defaults(cls: type[object]) -> dict[str, object]:
             continue
         if item.default is not dataclasses.MISSING:
             found[item.name] = item.default
-        elif item.default_factory is not dataclasses.MISSING:
-            found[item.name] = item.default_factory()
     return found
 
 
