@@ -1,22 +1,23 @@
 """One log line per event, logfmt or JSON, with secrets kept out.
 
 Fields are passed as keyword arguments (``log.info("poll failed", server="em01",
-reason="auth")``). Known secret values (passwords, registered at config load) and anything
-shaped like an ``Authorization`` or ``X-RestSvcSessionId`` header are replaced by
-``<redacted>`` in every value of the line, as a last line of defence behind code that never
-passes them in the first place.
+reason="auth")``). Every value of the line goes through exporter.redact, which replaces every
+secret the process has held by ``<redacted>``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from typing import IO, Any
+
+# Re-exported: the redactor is part of what logging promises.
+from exporter.redact import REDACTED as REDACTED
+from exporter.redact import redact
+from exporter.redact import register_secret as register_secret
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -24,30 +25,6 @@ LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
-REDACTED = "<redacted>"
-
-_HEADER_SECRETS = re.compile(
-    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer)?\s*|x-restsvcsessionid[\"']?\s*[:=]\s*[\"']?)"
-    r"[^\s\"',;]+"
-)
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-
-
-def register_secret(value: str) -> None:
-    """Never print this value (a password); short values would redact innocent text."""
-    if len(value) >= 4:
-        with _secrets_lock:
-            _secrets.add(value)
-
-
-def redact(text: str) -> str:
-    text = _HEADER_SECRETS.sub(lambda m: m.group(1) + REDACTED, text)
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 def _logfmt_value(value: object) -> str:
