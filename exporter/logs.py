@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Mapping
@@ -53,10 +54,17 @@ class _Formatter(logging.Formatter):
             exc = record.exc_info[1]
             fields["err"] = f"{type(exc).__name__}: {exc}"
         # Redact each raw value before quoting, so escaping cannot hide a secret's shape.
-        clean = {k: redact(str(v)) for k, v in fields.items()}
+        clean = {k: _clean(v) for k, v in fields.items()}
         if self._json:
             return json.dumps(clean, ensure_ascii=False)
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in clean.items())
+
+
+def _clean(value: object) -> object:
+    """Numbers and booleans as they are (JSON lines keep their type), anything else redacted."""
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return redact(str(value))
 
 
 class Logger:

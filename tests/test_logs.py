@@ -42,6 +42,19 @@ def test_json_lines(stream: io.StringIO) -> None:
     assert record["level"] == "info"
 
 
+def test_json_lines_keep_numbers_and_booleans_typed() -> None:
+    out = io.StringIO()
+    logs.setup("info", "json", out)
+    logs.get_logger("poller").info(
+        "poll succeeded", sessions=6818, duration=0.25, basic_auth=False, name="em01"
+    )
+    record = json.loads(out.getvalue())
+    assert record["sessions"] == 6818 and isinstance(record["sessions"], int)
+    assert record["duration"] == 0.25
+    assert record["basic_auth"] is False
+    assert record["name"] == "em01"
+
+
 @pytest.mark.parametrize(
     ("text", "leak"),
     [
