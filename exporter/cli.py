@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__, logs
 from exporter.app import Exporter
-from exporter.config import Config, ConfigError, load_env, load_file, summary
+from exporter.config import (
+    ENV_PATHS,
+    ENV_VARIABLES,
+    Config,
+    ConfigError,
+    load_env,
+    load_file,
+    summary,
+)
 from exporter.web import HTTPServer, make_app, parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
 
@@ -30,10 +38,29 @@ DEMO_POLL_INTERVAL = 5.0
 _log = logs.get_logger("main")
 
 
+def _epilog() -> str:
+    lines = ["environment (one EM, when --config.file is not given):"]
+    width = max(len(var) for var in ENV_VARIABLES)
+    for path, var in sorted(ENV_PATHS.items(), key=lambda item: item[1]):
+        if path != "servers[0]":  # the password's second entry, for "one of the two" messages
+            lines.append(f"  {var:<{width}}  {path}")
+    lines += [
+        "",
+        "signals:",
+        "  SIGTERM, SIGINT  stop polling, log out of every EM, exit 0",
+        "  SIGHUP           reload the configuration (a bad one is logged, the old one kept)",
+        "",
+        "documentation: README.md and docs/ (configuration.md, alerts.md, deployment.md)",
+    ]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veeam-em-exporter",
         description="Prometheus exporter for Veeam Backup Enterprise Manager system sessions.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config.file",
@@ -173,6 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.config_file)
     except ConfigError as exc:
         _print_problems(f"invalid configuration ({args.config_file or 'environment'}):", exc)
+        if not args.config_file and not any(os.environ.get(var) for var in ENV_VARIABLES):
+            print(
+                "hint: give --config.file PATH, or set VEEAM_EM_URL, VEEAM_EM_USERNAME and "
+                "VEEAM_EM_PASSWORD; --demo tries the exporter against a simulated EM; "
+                "--help lists every flag and variable",
+                file=sys.stderr,
+            )
         return 2
 
     if args.config_check:

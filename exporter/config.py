@@ -273,13 +273,13 @@ def load_file(path: str | os.PathLike[str]) -> Config:
     return _finish(checker, raw)
 
 
-_ENV_PATHS = {
+ENV_PATHS = {
     **env_paths(Config),
     **env_paths(ServerConfig, "servers[0]"),
     # The only problem about the server as a whole is "password xor password_file".
     "servers[0]": "VEEAM_EM_PASSWORD",
 }
-ENV_VARIABLES = tuple(sorted(set(_ENV_PATHS.values())))
+ENV_VARIABLES = tuple(sorted(set(ENV_PATHS.values())))
 
 
 def load_env(environ: Mapping[str, str]) -> Config:
@@ -292,7 +292,7 @@ def load_env(environ: Mapping[str, str]) -> Config:
         **env_raw(Config, environ, problems),
         "servers": [env_raw(ServerConfig, environ, problems)],
     }
-    checker = _ConfigChecker(EnvPathStyle(_ENV_PATHS), None, name_from_url=True)
+    checker = _ConfigChecker(EnvPathStyle(ENV_PATHS), None, name_from_url=True)
     checker.problems.extend(problems)
     return _finish(checker, raw)
 

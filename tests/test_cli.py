@@ -22,6 +22,7 @@ from fakes import (
 
 from exporter import __version__
 from exporter.cli import main
+from exporter.config import ENV_VARIABLES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PASSWORD = "Tr1cky-Pa55word"
@@ -86,6 +87,35 @@ def test_environment_config_is_required_without_a_file(
             monkeypatch.delenv(name)
     assert main(["--config.check"]) == 2
     assert "VEEAM_EM_URL" in capsys.readouterr().err
+
+
+def test_no_arguments_suggest_a_config_file_or_the_demo(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("VEEAM_EM_"):
+            monkeypatch.delenv(name)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "--config.file" in err.splitlines()[-1]
+    assert "--demo" in err.splitlines()[-1]
+    # With some variables set, the problems themselves are the help: no generic hint.
+    monkeypatch.setenv("VEEAM_EM_URL", "https://em01:9398")
+    assert main([]) == 2
+    assert "hint:" not in capsys.readouterr().err
+
+
+def test_help_lists_every_variable_the_signals_and_the_docs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for var in ENV_VARIABLES:
+        assert f"  {var} " in out, var
+    for word in ("SIGTERM", "SIGINT", "SIGHUP", "docs/"):
+        assert word in out
 
 
 def test_environment_config(
