@@ -257,7 +257,7 @@ class Poller:
         Reason ``auth`` is also given when the EM accepted a fresh logon and then refused its
         token; that logon was accepted, so it resets the count like a success does. Other
         failures (connection, TLS, timeout, 5xx) say nothing about the password: they neither
-        count nor reset.
+        count nor reset, unless a logon was accepted during that poll.
         """
         if self._logon_accepted or not reason:
             self._refused = 0
