@@ -63,6 +63,7 @@ class Exporter:
                     last_poll_at=status.last_poll_at,
                     last_error=status.last_error,
                     up=status.last_poll_at is not None and status.last_error is None,
+                    logon_suspended_until=p.logon_suspended_until,
                 )
             )
         return infos
@@ -85,6 +86,7 @@ class Exporter:
         for name, server in wanted.items():
             old = current.get(name)
             if old is not None and old.server == server:
+                old.config_reloaded()
                 new[name] = old
                 continue
             poller = Poller(

@@ -52,6 +52,13 @@ class ExporterMetrics:
             ["server"],
             registry=registry,
         )
+        self.logon_suspended = Gauge(
+            "veeam_em_logon_suspended",
+            "1 while logons to this EM are suspended after refused logons, so that the account "
+            "is not locked; else 0.",
+            ["server"],
+            registry=registry,
+        )
         self.skipped = Counter(
             "veeam_em_skipped_sessions",
             "Session entries that could not be read and were skipped.",
@@ -83,6 +90,7 @@ class ExporterMetrics:
         for reason in REASONS:
             self.errors.labels(server, reason)
         self.logins.labels(server)
+        self.logon_suspended.labels(server).set(0)
         self.skipped.labels(server)
 
     def remove_server(self, server: str) -> None:
@@ -92,6 +100,7 @@ class ExporterMetrics:
             self.last_success,
             self.polls,
             self.logins,
+            self.logon_suspended,
             self.skipped,
         )
         for metric in per_server:

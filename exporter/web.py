@@ -42,6 +42,8 @@ class ServerInfo:
     last_poll_at: float | None
     last_error: str | None
     up: bool
+    # Set while logons are suspended after refused logons: when the one retry is due.
+    logon_suspended_until: float | None = None
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -123,13 +125,12 @@ def _landing_page(servers: Sequence[ServerInfo], telemetry_path: str) -> bytes:
     esc = html.escape
     rows = []
     for s in sorted(servers, key=lambda s: s.name):
-        if s.last_poll_at is None:
-            polled = "not yet"
-        else:
-            polled = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.last_poll_at))
+        polled = "not yet" if s.last_poll_at is None else _utc(s.last_poll_at)
         status = "up" if s.up else ("waiting" if not s.polled_once else "down")
+        if s.logon_suspended_until is not None:
+            status = f"logons suspended until {_utc(s.logon_suspended_until)}"
         rows.append(
-            f"<tr><td>{esc(s.name)}</td><td>{esc(s.url)}</td><td>{status}</td>"
+            f"<tr><td>{esc(s.name)}</td><td>{esc(s.url)}</td><td>{esc(status)}</td>"
             f"<td>{esc(polled)}</td><td>{esc(s.last_error or '')}</td></tr>"
         )
     page = f"""<!DOCTYPE html>
@@ -149,6 +150,10 @@ def _landing_page(servers: Sequence[ServerInfo], telemetry_path: str) -> bytes:
 </table></body></html>
 """
     return page.encode()
+
+
+def _utc(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)

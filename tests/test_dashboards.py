@@ -39,6 +39,7 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
     "veeam_em_polls_total": frozenset({"server"}),
     "veeam_em_poll_errors_total": frozenset({"server", "reason"}),
     "veeam_em_logins_total": frozenset({"server"}),
+    "veeam_em_logon_suspended": frozenset({"server"}),
     "veeam_em_skipped_sessions_total": frozenset({"server"}),
     "veeam_em_exporter_build_info": frozenset({"version"}),
     "veeam_em_config_last_reload_successful": frozenset(),

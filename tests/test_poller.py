@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import random
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import pytest
+from accounts import REFUSED, Account
 from fakes import Answer, ScriptedSource, wait_for
 from prometheus_client import CollectorRegistry
 
@@ -196,3 +198,221 @@ def test_stop_cuts_the_wait_for_the_next_poll_short() -> None:
     # Below stop()'s 2 s join timeout: the thread ended, it was not merely given up on.
     assert time.monotonic() - started < 1.0
     assert value(registry, "veeam_em_polls_total", server="em01") == 1
+
+
+# --- never locking the EM account -------------------------------------------------------------
+
+T0 = 1_738_022_400.0  # 2025-01-28T00:00:00Z
+
+
+def guarded(
+    factory: Callable[[ServerConfig, Callable[[], None]], SessionSource],
+    clock: list[float],
+    **kwargs: object,
+) -> tuple[Poller, CollectorRegistry]:
+    registry = CollectorRegistry()
+    poller = Poller(
+        server("em01", **kwargs),  # type: ignore[arg-type]
+        ExporterMetrics(registry),
+        client_factory=factory,
+        clock=lambda: clock[0],
+    )
+    return poller, registry
+
+
+def fields(record: logging.LogRecord) -> dict[str, object]:
+    """The key/value fields of a log line (the message is record.getMessage())."""
+    found: dict[str, object] = getattr(record, "fields", {})
+    return found
+
+
+def test_refused_logons_suspend_logons_until_one_retry_then_a_new_password_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.poller")
+    secret = tmp_path / "em01.password"
+    secret.write_text("p4ssword\n")
+    em = Account("rotated-Pa55")
+    clock = [T0]
+    poller, reg = guarded(
+        em.factory,
+        clock,
+        password_file=str(secret),
+        max_logon_failures=3,
+        logon_retry_after=3600.0,
+    )
+
+    def cycles(n: int) -> None:
+        for _ in range(n):
+            poller.poll_once()
+            clock[0] += 60.0
+
+    cycles(20)  # 20 poll intervals: three refused logons, then nothing
+    assert em.attempts == ["p4ssword"] * 3
+    assert value(reg, "veeam_em_polls_total", server="em01") == 3
+    assert value(reg, "veeam_em_poll_errors_total", server="em01", reason="auth") == 3
+    assert value(reg, "veeam_em_up", server="em01") == 0
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+    suspended_at = T0 + 2 * 60.0  # the third poll
+    assert poller.logon_suspended_until == suspended_at + 3600.0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    suspended = [r for r in warnings if "logons suspended" in r.getMessage()]
+    assert len(suspended) == 1
+    assert fields(suspended[0])["until"] == "2025-01-28T01:02:00Z"
+    assert fields(suspended[0])["refused_logons"] == 3
+
+    # Up to the second before the retry is due: still nothing.
+    clock[0] = suspended_at + 3600.0 - 1
+    assert poller.poll_once() is False
+    assert len(em.attempts) == 3
+    # Exactly one attempt once logon_retry_after has passed; refused, so suspended again.
+    clock[0] = suspended_at + 3600.0
+    cycles(30)
+    assert len(em.attempts) == 4
+    assert value(reg, "veeam_em_polls_total", server="em01") == 4
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+    assert poller.logon_suspended_until == suspended_at + 2 * 3600.0
+    assert any(
+        r.getMessage() == "logons resumed" and "logon_retry_after" in str(fields(r)["why"])
+        for r in caplog.records
+    )
+
+    # The password file gets the new password: noticed at the next poll, without a logon.
+    secret.write_text("rotated-Pa55\n")
+    assert poller.poll_once() is True
+    assert em.attempts[4:] == ["rotated-Pa55"]
+    assert value(reg, "veeam_em_up", server="em01") == 1
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 0
+    assert value(reg, "veeam_em_logins_total", server="em01") == 1
+    assert poller.logon_suspended_until is None
+    assert any(
+        r.getMessage() == "logons resumed" and fields(r)["why"] == "password file changed"
+        for r in caplog.records
+    )
+    # No secret in any log line.
+    for record in caplog.records:
+        assert "p4ssword" not in record.getMessage() + str(fields(record))
+        assert "rotated-Pa55" not in record.getMessage() + str(fields(record))
+
+
+def test_a_changed_password_file_is_used_by_a_new_client_and_restarts_the_count(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("first-pass")
+    em = Account("nobody-knows")
+    clock = [T0]
+    poller, reg = guarded(em.factory, clock, password_file=str(secret), max_logon_failures=3)
+    poller.poll_once()
+    poller.poll_once()
+    secret.write_text("second-pass\n")  # a wrong one again, but a new password: counted anew
+    for _ in range(5):
+        poller.poll_once()
+    assert em.attempts == ["first-pass"] * 2 + ["second-pass"] * 3
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+    assert poller.server.password == "second-pass"
+
+
+def test_an_unreadable_password_file_changes_nothing(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("p4ssword")
+    em = Account("other")
+    clock = [T0]
+    poller, reg = guarded(em.factory, clock, password_file=str(secret), max_logon_failures=1)
+    poller.poll_once()
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+    secret.unlink()
+    poller.poll_once()
+    secret.write_text("   \n")  # empty once stripped, as the configuration would refuse it
+    poller.poll_once()
+    secret.write_text("p4ssword\n")  # back, unchanged: still the refused password
+    poller.poll_once()
+    assert em.attempts == ["p4ssword"]
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+
+
+@pytest.mark.parametrize("reason", [r for r in REASONS if r != "auth"])
+def test_other_failures_neither_count_nor_reset_refused_logons(reason: str) -> None:
+    answers: list[Answer] = [REFUSED, REFUSED]
+    answers += [PollError(reason, "x")] * 5
+    answers.append(REFUSED)
+    poller, reg = scripted(answers, max_logon_failures=3)
+    for _ in range(7):
+        poller.poll_once()
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 0
+    assert poller.logon_suspended_until is None
+    poller.poll_once()  # the third refused logon in a row
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+    assert value(reg, "veeam_em_polls_total", server="em01") == 8
+
+
+def test_a_success_resets_the_count() -> None:
+    # The second success reuses the session (no logon), and still resets the count.
+    answers: list[Answer] = [GOOD, REFUSED, REFUSED, GOOD, REFUSED, REFUSED, GOOD]
+    poller, reg = scripted(answers, max_logon_failures=3)
+    for _ in range(7):
+        poller.poll_once()
+    assert value(reg, "veeam_em_polls_total", server="em01") == 7
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 0
+    assert value(reg, "veeam_em_up", server="em01") == 1
+
+
+def test_auth_failure_after_an_accepted_logon_is_not_a_refused_logon() -> None:
+    class TokenRefused:
+        """The EM accepts the logon, then answers 401 to its token (a role too weak)."""
+
+        def __init__(self, on_logon: Callable[[], None]) -> None:
+            self.on_logon = on_logon
+
+        def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T:
+            self.on_logon()
+            raise PollError("auth", "GET /api/systemSessions: HTTP 401 again after a fresh logon")
+
+        def close(self, timeout: float = 3.0) -> None:
+            pass
+
+    registry = CollectorRegistry()
+    poller = Poller(
+        server(max_logon_failures=1),
+        ExporterMetrics(registry),
+        client_factory=lambda s, cb: TokenRefused(cb),
+    )
+    for _ in range(5):
+        poller.poll_once()
+    assert value(registry, "veeam_em_polls_total", server="em01") == 5
+    assert value(registry, "veeam_em_logon_suspended", server="em01") == 0
+
+
+def test_max_logon_failures_0_never_suspends() -> None:
+    poller, reg = scripted([REFUSED] * 10, max_logon_failures=0)
+    for _ in range(10):
+        poller.poll_once()
+    assert value(reg, "veeam_em_polls_total", server="em01") == 10
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 0
+
+
+def test_while_suspended_the_poller_wakes_each_interval_and_on_time_for_the_retry() -> None:
+    clock = [T0]
+    em = Account("other")
+    poller, _ = guarded(em.factory, clock, max_logon_failures=1, logon_retry_after=600.0)
+    poller.poll_once()
+    no_jitter = random.Random(0)
+    no_jitter.uniform = lambda a, b: 0.0  # type: ignore[method-assign]
+    # Not the 5 s backoff of a first failure: nothing can change faster than the file.
+    assert poller.next_delay(False, no_jitter) == 60.0
+    clock[0] = T0 + 570.0
+    assert poller.next_delay(False, no_jitter) == 30.0
+
+
+def test_the_suspension_gauge_is_removed_with_the_server() -> None:
+    reg = CollectorRegistry()
+    metrics = ExporterMetrics(reg)
+    poller = Poller(
+        server(max_logon_failures=1),
+        metrics,
+        client_factory=lambda s, cb: ScriptedSource([REFUSED], cb),
+    )
+    poller.poll_once()
+    assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+    metrics.remove_server("em01")
+    assert value(reg, "veeam_em_logon_suspended", server="em01") is None

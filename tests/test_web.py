@@ -138,6 +138,45 @@ def test_landing_page_lists_servers_escaped_and_without_secrets(
     assert requests.get(base + "/nope", timeout=5).status_code == 404
 
 
+def test_landing_page_shows_a_suspension_of_logons_and_until_when() -> None:
+    refused = PollError("auth", "logon refused: HTTP 401 Unauthorized")
+
+    def factory(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
+        return ScriptedSource([refused], on_logon)
+
+    t0 = 1_738_022_400.0  # 2025-01-28T00:00:00Z
+    exporter = Exporter(clock=lambda: t0, client_factory=factory)
+    exporter.apply(
+        Config(
+            servers=(
+                ServerConfig(
+                    name="em01",
+                    url="https://em01.example.com:9398",
+                    username="CORP\\svc",
+                    password=PASSWORD,
+                    max_logon_failures=1,
+                    logon_retry_after=5400.0,
+                ),
+            )
+        )
+    )
+    http = HTTPServer(make_app(exporter.registry, exporter.server_infos), "127.0.0.1:0")
+    http.start()
+    try:
+        base = f"http://127.0.0.1:{http.port}"
+        (poller,) = exporter.pollers()
+        poller.poll_once()
+        page = requests.get(base + "/", timeout=5).text
+        assert "<td>logons suspended until 2025-01-28 01:30:00 UTC</td>" in page
+        assert "auth: logon refused" in page
+        exporter.apply(Config(servers=(poller.server,)))  # a reload ends it
+        page = requests.get(base + "/", timeout=5).text
+        assert "suspended" not in page
+        assert "<td>down</td>" in page
+    finally:
+        http.stop()
+
+
 def test_custom_telemetry_path() -> None:
     exporter = _exporter({"em01": []})
     app = make_app(exporter.registry, exporter.server_infos, "/probe")
