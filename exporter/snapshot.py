@@ -1,9 +1,10 @@
 """Session records -> an immutable ``ServerSnapshot``, and the ``FinishedLedger`` of counters.
 
 Pure: the caller feeds records and a clock reading; nothing here does I/O. The snapshot
-describes one answer (gauges). The ledger remembers which finished sessions were already
-counted so that each UID is counted once, ever, and freezes its counters into an immutable
-``LedgerView`` after every successful poll so that a scrape never sees a half-updated state.
+describes one answer (gauges), of at most ``max_types`` session types. The ledger remembers
+which finished sessions were already counted so that each UID is counted once, ever, and
+freezes its counters into an immutable ``LedgerView`` after every successful poll so that a
+scrape never sees a half-updated state.
 """
 
 from __future__ import annotations
