@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import pytest
-from answers import Session, xml_answer
+from answers import DAY, Session, xml_answer
 from fakes import Answer, ScriptedSource, wait_for
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -270,3 +270,17 @@ def test_ten_thousand_session_types_are_capped_in_every_family(
     assert poller.poll_once()
     assert exported_types(generate_latest(registry).decode()) == exported_types(text)
     assert value(registry, "veeam_em_skipped_sessions_total", server="em01") == 2 * 9_901
+
+
+def test_an_empty_first_answer_leaves_the_baseline_to_the_next() -> None:
+    t0 = 1_750_000_000.0
+    history = [Session(f"h{day}", created=t0 - day * DAY, result="Failed") for day in range(30)]
+    new = Session("new", created=t0 + 30, result="Failed")
+    poller, _ = scripted([xml_answer(), xml_answer(*history), xml_answer(*history, new)])
+
+    def failed() -> float | None:
+        return poller.state.ledger.finished.get(("CollectJob", "Failed"))
+
+    assert poller.poll_once() and failed() is None
+    assert poller.poll_once() and failed() == 0
+    assert poller.poll_once() and failed() == 1
