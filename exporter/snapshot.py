@@ -166,8 +166,8 @@ def build(
     dropped_entries = 0
     unreadable = 0
     retained: set[str] = set()
-    # The prune's horizon is at most taken_at minus the retention; older entries may be
-    # reached by it and are remembered, however they fare below.
+    # The prune's horizon is at most taken_at minus the retention, so only entries older
+    # than that can be reached by it; they are kept whatever the filter or the cap says.
     old_before = taken_at - UID_RETENTION_SECONDS
     newest_created: float | None = None
     for entry in entries:
