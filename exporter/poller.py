@@ -220,6 +220,13 @@ class Poller:
             self._metrics.last_success.labels(name).set(now)
             if result.skipped:
                 self._metrics.skipped.labels(name).inc(result.skipped)
+            if result.dropped_types:
+                self._log.warning(
+                    "session types over max_session_types dropped",
+                    types=len(result.dropped_types),
+                    entries=result.dropped_entries,
+                    max_session_types=self.server.max_session_types,
+                )
             if self._failures:
                 self._log.info("poll succeeded again", after_failures=self._failures)
             self._log.debug(
@@ -247,6 +254,8 @@ class Poller:
             taken_at=now,
             allows=self.server.session_types.allows,
             already_counted=self._ledger.__contains__,
+            counted_types=self._ledger.session_types,
+            max_types=self.server.max_session_types,
         )
 
     # --- never locking the EM account -----------------------------------------------------

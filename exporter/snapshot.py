@@ -1,16 +1,17 @@
 """Session records -> an immutable ``ServerSnapshot``, and the ``FinishedLedger`` of counters.
 
 Pure: the caller feeds records and a clock reading; nothing here does I/O. The snapshot
-describes one answer (gauges). The ledger remembers which finished sessions were already
-counted so that each UID is counted once, ever, and freezes its counters into an immutable
-``LedgerView`` after every successful poll so that a scrape never sees a half-updated state.
+describes one answer (gauges), of at most ``max_types`` session types. The ledger remembers
+which finished sessions were already counted so that each UID is counted once, ever, and
+freezes its counters into an immutable ``LedgerView`` after every successful poll so that a
+scrape never sees a half-updated state.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -73,7 +74,18 @@ class ServerSnapshot:
     types: Mapping[str, TypeSummary]
 
 
-@dataclass
+class FinishedSession(NamedTuple):
+    """What the ledger needs of a finished session: a tuple, as there may be 100,000 of
+    them at the baseline poll."""
+
+    uid: str
+    session_type: str
+    result: str
+    duration: float | None
+    created: float
+
+
+@dataclass(slots=True)
 class _TypeAccumulator:
     last_start: float = float("-inf")
     newest_finished: SessionRecord | None = None
@@ -82,6 +94,11 @@ class _TypeAccumulator:
     oldest_running_start: float | None = None
     canceled: int = 0
     states: dict[str, int] = field(default_factory=dict)
+    fresh: dict[str, FinishedSession] = field(default_factory=dict)  # finished, not yet counted
+
+    @property
+    def entries(self) -> int:
+        return sum(self.states.values())
 
     def add(self, record: SessionRecord) -> None:
         self.states[record.state] = self.states.get(record.state, 0) + 1
@@ -103,24 +120,20 @@ class _TypeAccumulator:
             self.newest_failure = record
 
 
-class FinishedSession(NamedTuple):
-    """What the ledger needs of a finished session: a tuple, as there may be 100,000 of
-    them at the baseline poll."""
-
-    uid: str
-    session_type: str
-    result: str
-    duration: float | None
-    created: float
-
-
 @dataclass(frozen=True)
 class PollResult:
     """Everything one pass over an answer produced, before it is committed."""
 
     snapshot: ServerSnapshot
     newly_finished: tuple[FinishedSession, ...]
-    skipped: int
+    skipped: int  # unreadable entries plus the entries of dropped types
+    # The session_types filter the answer was read with: the ledger remembers it to tell a
+    # type the next filter starts to allow from a type the EM starts to report.
+    allows: Callable[[str], bool]
+    # UIDs in the answer created before the retention horizon: pruning must keep them.
+    retained: frozenset[str] = frozenset()
+    dropped_types: frozenset[str] = frozenset()  # beyond max_types
+    dropped_entries: int = 0
     newest_created: float | None = None  # the EM's clock, as far as its answer shows it
 
 
@@ -130,30 +143,63 @@ def build(
     taken_at: float,
     allows: Callable[[str], bool],
     already_counted: Callable[[str], bool],
+    counted_types: Set[str] = frozenset(),
+    max_types: int | None = None,
 ) -> PollResult:
     """One pass over an answer: the snapshot plus the finished sessions not yet counted.
 
     ``already_counted`` is the ledger's membership test; only finished sessions it does not
     know are kept, so the pass holds a handful of records however long the answer is.
+
+    ``max_types`` caps the types kept, ``counted_types`` (the types that already hold
+    counters) included: those are always kept, so a counter never disappears, and the room
+    left goes to the other types of the answer in sorted order. The entries of every other
+    type are dropped and counted in ``skipped``.
     """
     per_type: dict[str, _TypeAccumulator] = {}
-    fresh: dict[str, FinishedSession] = {}
-    skipped = 0
+    room = None if max_types is None else max(0, max_types - len(counted_types))
+    # The types without counters admitted so far, sorted. When the room is full, a type that
+    # sorts after all of them is dropped at once and one that sorts before evicts the last,
+    # so an answer of 10,000 types never holds more than max_types accumulators.
+    newcomers: list[str] = []
+    dropped: set[str] = set()
+    dropped_entries = 0
+    unreadable = 0
+    retained: set[str] = set()
+    # The prune's horizon is at most taken_at minus the retention, so only entries older
+    # than that can be reached by it; they are kept whatever the filter or the cap says.
+    old_before = taken_at - UID_RETENTION_SECONDS
     newest_created: float | None = None
     for entry in entries:
         if isinstance(entry, UnreadableEntry):
-            skipped += 1
+            unreadable += 1
             continue
         if newest_created is None or entry.created > newest_created:
             newest_created = entry.created
-        if not allows(entry.session_type):
-            continue
-        acc = per_type.get(entry.session_type)
+        if entry.created < old_before:
+            retained.add(entry.uid)
+        session_type = entry.session_type
+        acc = per_type.get(session_type)
         if acc is None:
-            acc = per_type[entry.session_type] = _TypeAccumulator()
+            if not allows(session_type):
+                continue
+            if session_type in dropped:
+                dropped_entries += 1
+                continue
+            if room is not None and session_type not in counted_types:
+                if len(newcomers) >= room:
+                    if room == 0 or session_type > newcomers[-1]:
+                        dropped.add(session_type)
+                        dropped_entries += 1
+                        continue
+                    evicted = newcomers.pop()
+                    dropped.add(evicted)
+                    dropped_entries += per_type.pop(evicted).entries
+                insort(newcomers, session_type)
+            acc = per_type[session_type] = _TypeAccumulator()
         acc.add(entry)
         if not entry.running and not already_counted(entry.uid):
-            fresh[entry.uid] = FinishedSession(
+            acc.fresh[entry.uid] = FinishedSession(
                 entry.uid, entry.session_type, entry.result, entry.duration, entry.created
             )
 
@@ -180,10 +226,15 @@ def build(
             }
         ),
     )
+    fresh = {uid: f for acc in per_type.values() for uid, f in acc.fresh.items()}
     return PollResult(
         snapshot=snapshot,
         newly_finished=tuple(fresh.values()),
-        skipped=skipped,
+        skipped=unreadable + dropped_entries,
+        allows=allows,
+        retained=frozenset(retained),
+        dropped_types=frozenset(dropped),
+        dropped_entries=dropped_entries,
         newest_created=newest_created,
     )
 
@@ -209,6 +260,12 @@ EMPTY_LEDGER_VIEW = LedgerView(finished=MappingProxyType({}), durations=MappingP
 class FinishedLedger:
     """Counts each finished session once, ever, and keeps the duration histogram.
 
+    Baselines: the first answer with a readable entry counts nothing (its finished sessions
+    are history, not news); later, a type the previous answer withheld (the filter then in
+    force did not allow it, or it was beyond the type cap) counts nothing in the first answer
+    that admits it. A type that simply appears is counted. An answer without a readable entry
+    teaches the ledger nothing: no baseline, no pruning.
+
     Used by one poller thread only; readers get ``view()`` copies.
     """
 
@@ -219,6 +276,9 @@ class FinishedLedger:
         self._sums: dict[str, float] = {}
         self._types: set[str] = set()
         self._baseline_taken = False
+        # What the last answer with a readable entry was read with, and what it withheld.
+        self._allowed: Callable[[str], bool] = lambda _: True
+        self._dropped: frozenset[str] = frozenset()
         self._view = EMPTY_LEDGER_VIEW
 
     def __contains__(self, uid: object) -> bool:
@@ -227,15 +287,23 @@ class FinishedLedger:
     def __len__(self) -> int:
         return len(self._counted)
 
+    @property
+    def session_types(self) -> Set[str]:
+        """The types that hold counters; they keep them, whatever the type cap says."""
+        return self._types
+
     def commit(self, result: PollResult, *, now: float) -> LedgerView:
-        """Record a successful poll. The first one is the baseline and counts nothing."""
+        """Record a successful poll and freeze the counters."""
+        if result.newest_created is None:
+            return self._view
+        baseline = {t for t in result.snapshot.types if self._withheld(t)}
         for session_type in result.snapshot.types:
             self._add_type(session_type)
         for record in result.newly_finished:
             if record.uid in self._counted:
                 continue
             self._counted[record.uid] = record.created
-            if not self._baseline_taken:
+            if not self._baseline_taken or record.session_type in baseline:
                 continue
             key = (record.session_type, record.result)
             self._finished[key] = self._finished.get(key, 0) + 1
@@ -244,17 +312,23 @@ class FinishedLedger:
                 self._buckets[record.session_type][bisect_left(DURATION_BUCKETS, duration)] += 1
                 self._sums[record.session_type] += duration
         self._baseline_taken = True
+        self._allowed = result.allows
+        self._dropped = result.dropped_types
         # The EM decides what its 30-day window holds, by its own clock. If that clock runs
         # behind ours, pruning by ours alone could forget sessions still in the window and
         # count them again; the newest creation time in the answer bounds the EM's "now".
-        if result.newest_created is not None:
-            now = min(now, result.newest_created)
-        self._prune(now)
+        horizon = min(now, result.snapshot.taken_at, result.newest_created)
+        self._prune(horizon - UID_RETENTION_SECONDS, keep=result.retained)
         self._view = self._freeze()
         return self._view
 
     def view(self) -> LedgerView:
         return self._view
+
+    def _withheld(self, session_type: str) -> bool:
+        """Whether the last answer kept this type out: then its sessions, finished while it
+        was out, are history to this ledger and not news."""
+        return session_type in self._dropped or not self._allowed(session_type)
 
     def _add_type(self, session_type: str) -> None:
         if session_type in self._types:
@@ -265,9 +339,11 @@ class FinishedLedger:
         self._buckets[session_type] = [0] * (len(DURATION_BUCKETS) + 1)
         self._sums[session_type] = 0.0
 
-    def _prune(self, now: float) -> None:
-        horizon = now - UID_RETENTION_SECONDS
-        stale = [uid for uid, created in self._counted.items() if created < horizon]
+    def _prune(self, horizon: float, keep: Set[str]) -> None:
+        # A UID still in the answer is kept however old: forgotten, it would count again.
+        stale = [
+            uid for uid, created in self._counted.items() if created < horizon and uid not in keep
+        ]
         for uid in stale:
             del self._counted[uid]
 

@@ -1,10 +1,12 @@
-"""Poller: error accounting, snapshot swap, backoff, scheduling and isolation between servers."""
+"""Poller: error accounting, snapshot swap, backoff, scheduling, isolation between servers
+and the type cap."""
 
 from __future__ import annotations
 
 import io
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -13,9 +15,11 @@ from typing import BinaryIO, TypeVar
 
 import pytest
 from accounts import REFUSED, Account
+from answers import DAY, Session, xml_answer
 from fakes import Answer, ScriptedSource, wait_for
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.collector import SessionCollector
 from exporter.config import MIN_POLL_INTERVAL, STALE_AFTER_FACTOR, ServerConfig
 from exporter.health import ExporterMetrics
 from exporter.poller import BACKOFF_START, JITTER, Poller, SessionSource
@@ -416,3 +420,86 @@ def test_the_suspension_gauge_is_removed_with_the_server() -> None:
     assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
     metrics.remove_server("em01")
     assert value(reg, "veeam_em_logon_suspended", server="em01") is None
+
+
+def test_ten_thousand_session_types_are_capped_in_every_family(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t0 = 1_750_000_000.0
+    clock = [t0]
+    registry = CollectorRegistry()
+    storm = xml_answer(*(Session(f"s{i}", f"Type{i:05d}", created=t0 - 60) for i in range(10_000)))
+    new_finish = Session("new", "Type00001", created=t0, result="Failed")
+    storm_again = xml_answer(
+        new_finish, *(Session(f"t{i}", f"Type{i:05d}", created=t0) for i in range(10_000))
+    )
+    sane = xml_answer(Session("c1", "CollectJob", created=t0), new_finish)
+    answers: list[Answer] = [
+        xml_answer(Session("base", created=t0 - 120)),
+        storm,
+        storm_again,
+        sane,
+    ]
+    poller = Poller(
+        server(max_session_types=100),
+        ExporterMetrics(registry),
+        client_factory=lambda cfg, on_logon: ScriptedSource(answers, on_logon),
+        clock=lambda: clock[0],
+    )
+    registry.register(SessionCollector(lambda: [poller.state], clock=lambda: clock[0]))
+
+    def exported_types(text: str) -> set[str]:
+        return set(re.findall(r'session_type="([^"]*)"', text))
+
+    assert poller.poll_once()
+    with caplog.at_level(logging.WARNING, logger="exporter.poller"):
+        for _ in range(2):
+            clock[0] += 60
+            assert poller.poll_once()
+    text = generate_latest(registry).decode()
+    # CollectJob holds counters from the baseline, so 99 places were left for the storm.
+    assert exported_types(text) == {"CollectJob", *(f"Type{i:05d}" for i in range(99))}
+    for family in (
+        "veeam_em_system_sessions",
+        "veeam_em_system_session_last_start_timestamp_seconds",
+        "veeam_em_system_sessions_finished_total",
+        "veeam_em_system_session_duration_seconds_bucket",
+    ):
+        lines = "\n".join(line for line in text.splitlines() if line.startswith(family + "{"))
+        assert "Type00099" not in lines and "Type00098" in lines, family
+    # About 3 kB per type: 100 types, where all 10,000 would take 30 MB.
+    assert len(text) < 500_000
+    assert value(registry, "veeam_em_skipped_sessions_total", server="em01") == 2 * 9_901
+    assert (
+        value(
+            registry,
+            "veeam_em_system_sessions_finished_total",
+            server="em01",
+            session_type="Type00001",
+            result="Failed",
+        )
+        == 1
+    )
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [getattr(r, "fields", {}).get("types") for r in warnings] == [9_901, 9_901]
+    assert [getattr(r, "fields", {}).get("entries") for r in warnings] == [9_901, 9_901]
+
+    # The EM answers sanely again: nothing more is dropped and no series is added.
+    clock[0] += 60
+    assert poller.poll_once()
+    assert exported_types(generate_latest(registry).decode()) == exported_types(text)
+    assert value(registry, "veeam_em_skipped_sessions_total", server="em01") == 2 * 9_901
+
+
+def test_an_empty_first_answer_leaves_the_baseline_to_the_next() -> None:
+    t0 = 1_750_000_000.0
+    history = [Session(f"h{day}", created=t0 - day * DAY, result="Failed") for day in range(30)]
+    new = Session("new", created=t0 + 30, result="Failed")
+    poller, _ = scripted([xml_answer(), xml_answer(*history), xml_answer(*history, new)])
+
+    def failed() -> float | None:
+        return poller.state.ledger.finished.get(("CollectJob", "Failed"))
+
+    assert poller.poll_once() and failed() is None
+    assert poller.poll_once() and failed() == 0
+    assert poller.poll_once() and failed() == 1

@@ -1,13 +1,15 @@
-"""Reload: added, removed and changed servers; counters kept by name; a bad config kept out."""
+"""Reload: added, removed and changed servers; counters kept by name; a type a reload lets in\ntakes its own baseline; a bad config kept out."""
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
+from answers import DAY, Session, xml_answer
 from fakes import (
     FIXTURES,
     Answer,
@@ -22,7 +24,7 @@ from fakes import (
 from prometheus_client import CollectorRegistry
 
 from exporter.app import Exporter
-from exporter.config import Config, ServerConfig
+from exporter.config import Config, ServerConfig, SessionTypeFilter
 from exporter.poller import SessionSource
 
 POLL1 = (FIXTURES / "golden_poll1.xml").read_bytes()
@@ -103,6 +105,72 @@ def test_added_removed_changed_and_unchanged_servers() -> None:
         )
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (
+            replace(server("em01"), session_types=SessionTypeFilter(exclude=("LogExport",))),
+            server("em01"),
+        ),
+        (
+            replace(server("em01"), max_session_types=1),
+            replace(server("em01"), max_session_types=2),
+        ),
+    ],
+    ids=["filter-allows-it", "cap-lets-it-in"],
+)
+def test_a_type_a_reload_lets_in_takes_its_own_baseline_and_counters_survive(
+    before: ServerConfig, after: ServerConfig
+) -> None:
+    t0 = 1_750_000_000.0
+    clock = [t0]
+    history = [
+        Session(f"log{day}", "LogExport", created=t0 - day * DAY, result="Failed")
+        for day in range(30)
+    ]
+    base = Session("base", created=t0 - 60)
+    failure = Session("c-new", created=t0 + 30, result="Failed")
+    log_failure = Session("log-new", "LogExport", created=t0 + 150, result="Failed")
+    answers: list[Answer] = [
+        xml_answer(base, *history),
+        xml_answer(base, failure, *history),
+        xml_answer(base, failure, *history),  # the first answer after the reload
+        xml_answer(base, failure, log_failure, *history),
+    ]
+    exporter = Exporter(
+        client_factory=lambda cfg, on_logon: ScriptedSource(answers, on_logon),
+        clock=lambda: clock[0],
+    )
+
+    def failed(session_type: str) -> float | None:
+        return value(
+            exporter.registry,
+            "veeam_em_system_sessions_finished_total",
+            server="em01",
+            session_type=session_type,
+            result="Failed",
+        )
+
+    def poll() -> None:
+        clock[0] += 60
+        [poller] = exporter.pollers()
+        assert poller.poll_once()
+
+    exporter.apply(Config(servers=(before,)))
+    poll()
+    poll()
+    assert failed("CollectJob") == 1 and failed("LogExport") is None
+    [first] = exporter.pollers()
+    exporter.apply(Config(servers=(after,)))
+    assert exporter.pollers()[0] is not first
+    assert failed("CollectJob") == 1  # before the next poll ends, too
+    poll()
+    # LogExport's 30 days are history; CollectJob's counter neither reset nor grew.
+    assert failed("LogExport") == 0 and failed("CollectJob") == 1
+    poll()
+    assert failed("LogExport") == 1 and failed("CollectJob") == 1
 
 
 def test_failed_reload_sets_the_gauge_and_keeps_the_timestamp() -> None:

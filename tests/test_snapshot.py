@@ -1,5 +1,6 @@
 """Snapshot rules (all known states per type, newest by creation then end then UID, running
-sessions, failure messages cleaned) and the ledger's counting rules."""
+sessions, failure messages cleaned, the type cap) and the ledger's counting rules (each UID
+once, baselines, pruning by the answer's own clock)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from exporter.snapshot import (
 )
 
 T0 = 1_750_000_000.0
+DAY = 86400.0
 
 
 def rec(
@@ -50,15 +52,28 @@ def rec(
 
 
 def run(
-    ledger: FinishedLedger, entries: Iterable[Entry], *, include: tuple[str, ...] = ()
+    ledger: FinishedLedger,
+    entries: Iterable[Entry],
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    at: float = T0,
+    max_types: int | None = None,
 ) -> tuple[PollResult, LedgerView]:
+    """One poll at ``at`` by our clock, as the poller makes it."""
     result = build(
         entries,
-        taken_at=T0,
-        allows=lambda t: not include or t in include,
+        taken_at=at,
+        allows=lambda t: (not include or t in include) and t not in exclude,
         already_counted=ledger.__contains__,
+        counted_types=ledger.session_types,
+        max_types=max_types,
     )
-    return result, ledger.commit(result, now=T0)
+    return result, ledger.commit(result, now=at)
+
+
+def failed(uid: str, session_type: str = "CollectJob", *, created: float = T0) -> SessionRecord:
+    return rec(uid, session_type, created=created, state="Failed", result="Failed")
 
 
 def test_states_have_all_four_known_values_and_unknown_ones_too() -> None:
@@ -189,7 +204,7 @@ def test_a_session_missing_from_one_answer_is_not_counted_again() -> None:
 
 def test_duplicate_uid_within_one_answer_counts_once() -> None:
     ledger = FinishedLedger()
-    run(ledger, [])
+    run(ledger, [rec("base")])
     _, view = run(ledger, [rec("x"), rec("x")])
     assert view.finished[("CollectJob", "Success")] == 1
 
@@ -204,7 +219,7 @@ def test_unknown_result_appears_only_once_it_happens() -> None:
 
 def test_finished_without_end_time_is_counted_without_a_duration() -> None:
     ledger = FinishedLedger()
-    run(ledger, [])
+    run(ledger, [rec("base")])
     no_end = SessionRecord("n", "CollectJob", "Failed", T0, None, False, "Failed", False, "")
     _, view = run(ledger, [no_end])
     assert view.finished[("CollectJob", "Failed")] == 1
@@ -220,29 +235,21 @@ def test_types_stay_in_counters_after_they_leave_the_window() -> None:
     assert "CatalogCrawlJob" in view.durations
 
 
-def test_uids_are_forgotten_only_after_the_window_and_margin() -> None:
+def test_absent_uids_are_forgotten_only_after_the_window_and_margin() -> None:
     ledger = FinishedLedger()
-    old = rec("old", created=T0)
-    ledger.commit(
-        build([old], taken_at=T0, allows=lambda _: True, already_counted=ledger.__contains__),
-        now=T0,
-    )
+    run(ledger, [rec("old", created=T0)])
     # Missing from later answers, but still inside the retention: remembered.
-    ledger.commit(
-        build([], taken_at=T0, allows=lambda _: True, already_counted=ledger.__contains__),
-        now=T0 + 31 * 86400,
-    )
+    later = T0 + 31 * DAY
+    run(ledger, [rec("new", created=later)], at=later)
     assert "old" in ledger
-    ledger.commit(
-        build([], taken_at=T0, allows=lambda _: True, already_counted=ledger.__contains__),
-        now=T0 + UID_RETENTION_SECONDS + 1,
-    )
-    assert "old" not in ledger and len(ledger) == 0
+    past = T0 + UID_RETENTION_SECONDS + 1
+    run(ledger, [rec("newer", created=past)], at=past)
+    assert "old" not in ledger and "new" in ledger and len(ledger) == 2
 
 
 def test_view_is_a_frozen_copy() -> None:
     ledger = FinishedLedger()
-    run(ledger, [])
+    run(ledger, [rec("base")])
     _, first = run(ledger, [rec("a")])
     run(ledger, [rec("b", created=T0 + 1)])
     assert first.finished[("CollectJob", "Success")] == 1
@@ -284,3 +291,182 @@ def test_an_em_clock_behind_ours_never_makes_a_session_count_twice() -> None:
     view = ledger.commit(result, now=em_now + skew)
     assert "old" in ledger
     assert view.finished[("CollectJob", "Success")] == 0
+
+
+# --- each UID once, whatever the answers and the clocks ------------------------------------
+
+
+def test_a_uid_in_every_answer_is_never_forgotten_however_old() -> None:
+    # Created in 2001 and still reported: age alone must not make the ledger forget it,
+    # or the next answer would count it again.
+    ancient = failed("2001", created=T0 - 24 * 365 * DAY)
+    ledger = FinishedLedger()
+    counts = []
+    for i in range(5):
+        at = T0 + i * 60
+        _, view = run(ledger, [ancient, rec(f"n{i}", created=at)], at=at)
+        counts.append(view.finished[("CollectJob", "Failed")])
+        assert "2001" in ledger
+    assert counts == [0, 0, 0, 0, 0]
+
+
+def test_an_old_uid_counted_by_a_poll_is_kept_by_that_poll() -> None:
+    ledger = FinishedLedger()
+    run(ledger, [rec("base")])
+    ancient = failed("2001", created=T0 - 24 * 365 * DAY)
+    counts = []
+    for i in range(1, 5):
+        at = T0 + i * 60
+        _, view = run(ledger, [rec("base"), ancient], at=at)
+        counts.append(view.finished[("CollectJob", "Failed")])
+    assert counts == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "glitch",
+    [[], [UnreadableEntry("no UID"), UnreadableEntry("unreadable CreationTimeUTC")]],
+    ids=["empty", "unreadable-only"],
+)
+def test_an_answer_without_a_readable_entry_prunes_nothing(glitch: list[Entry]) -> None:
+    # The EM's clock runs 5 days behind ours. Its five failures of 29 of its days ago are
+    # 34 of ours old: an answer with no time in it must not let our clock prune them.
+    ours = T0 + 5 * DAY
+    failures = [failed(f"f{i}", created=T0 - 29 * DAY + i) for i in range(5)]
+    answer = [*failures, rec("newest", created=T0)]
+    ledger = FinishedLedger()
+    run(ledger, [rec("base", created=T0 - DAY)], at=ours)
+    _, view = run(ledger, answer, at=ours)
+    assert view.finished[("CollectJob", "Failed")] == 5
+    _, view = run(ledger, glitch, at=ours + 60)
+    assert view.finished[("CollectJob", "Failed")] == 5
+    assert all(f.uid in ledger for f in failures)
+    _, view = run(ledger, answer, at=ours + 120)
+    assert view.finished[("CollectJob", "Failed")] == 5
+
+
+def test_pruning_goes_by_the_answers_newest_time_when_the_em_runs_behind() -> None:
+    ours = T0 + 5 * DAY  # the EM says T0
+    ledger = FinishedLedger()
+    gone = rec("gone", created=T0 - UID_RETENTION_SECONDS - 1)
+    kept = rec("kept", created=T0 - UID_RETENTION_SECONDS + DAY)  # beyond it by our clock
+    run(ledger, [gone, kept, rec("newest", created=T0)], at=ours)
+    run(ledger, [rec("newest", created=T0)], at=ours + 60)
+    assert "gone" not in ledger
+    assert "kept" in ledger and "newest" in ledger
+
+
+# --- baselines --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "first", [[], [UnreadableEntry("no UID")]], ids=["empty", "unreadable-only"]
+)
+def test_the_baseline_is_the_first_answer_with_a_readable_entry(first: list[Entry]) -> None:
+    history = [failed(f"h{day}", created=T0 - day * DAY) for day in range(30)]
+    ledger = FinishedLedger()
+    _, view = run(ledger, first)
+    assert dict(view.finished) == {} and len(ledger) == 0
+    _, view = run(ledger, history, at=T0 + 60)
+    assert view.finished[("CollectJob", "Failed")] == 0
+    assert len(ledger) == 30
+    _, view = run(ledger, [*history, failed("new", created=T0 + 90)], at=T0 + 120)
+    assert view.finished[("CollectJob", "Failed")] == 1
+
+
+def test_a_type_the_filter_starts_to_allow_takes_its_own_baseline() -> None:
+    history = [failed(f"log{day}", "LogExport", created=T0 - day * DAY) for day in range(30)]
+    ledger = FinishedLedger()
+    run(ledger, [rec("base"), *history], exclude=("LogExport",))
+    assert "log0" not in ledger
+    # The filter no longer excludes LogExport (a reload): its 30 days are history, while
+    # CollectJob's new finish of the same answer counts.
+    _, view = run(ledger, [rec("base"), rec("c1", created=T0 + 30), *history], at=T0 + 60)
+    assert view.finished[("LogExport", "Failed")] == 0
+    assert view.durations["LogExport"].count == 0
+    assert view.finished[("CollectJob", "Success")] == 1
+    assert "log29" in ledger
+    _, view = run(
+        ledger,
+        [rec("base"), *history, failed("log-new", "LogExport", created=T0 + 90)],
+        at=T0 + 120,
+    )
+    assert view.finished[("LogExport", "Failed")] == 1
+    assert view.finished[("CollectJob", "Success")] == 1
+
+
+def test_a_type_back_in_the_filter_counts_nothing_it_finished_while_out() -> None:
+    ledger = FinishedLedger()
+    run(ledger, [rec("base"), failed("log1", "LogExport")])
+    run(ledger, [rec("base"), failed("log2", "LogExport", created=T0 + 30)], exclude=("LogExport",))
+    _, view = run(ledger, [rec("base"), failed("log2", "LogExport", created=T0 + 30)], at=T0 + 60)
+    assert view.finished[("LogExport", "Failed")] == 0
+    assert "log2" in ledger
+
+
+def test_a_type_the_em_starts_to_report_is_counted() -> None:
+    ledger = FinishedLedger()
+    run(ledger, [rec("base")])
+    _, view = run(ledger, [rec("base"), failed("v1", "VcPluginJob", created=T0 + 30)], at=T0 + 60)
+    assert view.finished[("VcPluginJob", "Failed")] == 1
+
+
+# --- the type cap -----------------------------------------------------------------------------
+
+
+def test_the_type_cap_keeps_the_first_types_in_sorted_order() -> None:
+    # Answer order D, B, A, C: A must push out D, which was admitted first.
+    answer: list[Entry] = [
+        rec(f"{t}{i}", t, created=T0 + i) for t in ("D", "B", "A", "C") for i in range(3)
+    ]
+    answer.append(UnreadableEntry("no UID"))
+    ledger = FinishedLedger()
+    run(ledger, [rec("base", "A")], max_types=2)
+    result, view = run(ledger, answer, max_types=2, at=T0 + 60)
+    assert set(result.snapshot.types) == {"A", "B"}
+    assert {t for t, _ in result.snapshot.sessions} == {"A", "B"}
+    assert result.dropped_types == {"C", "D"}
+    assert result.dropped_entries == 6
+    assert result.skipped == 7
+    assert {r.session_type for r in result.newly_finished} == {"A", "B"}
+    assert {t for t, _ in view.finished} == {"A", "B"}
+    assert set(view.durations) == {"A", "B"}
+    assert view.finished[("B", "Success")] == 3
+    assert "D0" not in ledger and "C0" not in ledger
+
+
+def test_types_holding_counters_keep_their_place_under_the_cap() -> None:
+    ledger = FinishedLedger()
+    run(ledger, [rec("z", "Zeta")], max_types=2)
+    result, _ = run(
+        ledger, [rec("a", "Alpha"), rec("b", "Beta"), rec("z", "Zeta")], max_types=2, at=T0 + 60
+    )
+    assert set(result.snapshot.types) == {"Alpha", "Zeta"}
+    assert result.dropped_types == {"Beta"}
+    # Zeta left the window but holds counters, so it still takes one of the two places.
+    result, view = run(ledger, [rec("b", "Beta"), rec("g", "Gamma")], max_types=2, at=T0 + 120)
+    assert set(result.snapshot.types) == set()
+    assert result.dropped_types == {"Beta", "Gamma"}
+    assert set(view.durations) == {"Alpha", "Zeta"}
+
+
+def test_a_type_let_in_by_a_higher_cap_takes_its_own_baseline() -> None:
+    history = [failed(f"b{day}", "Beta", created=T0 - day * DAY) for day in range(30)]
+    ledger = FinishedLedger()
+    run(ledger, [rec("a", "Alpha"), *history], max_types=1)
+    _, view = run(ledger, [rec("a", "Alpha"), *history], max_types=2, at=T0 + 60)
+    assert view.finished[("Beta", "Failed")] == 0
+    _, view = run(
+        ledger, [*history, failed("b-new", "Beta", created=T0 + 90)], max_types=2, at=T0 + 120
+    )
+    assert view.finished[("Beta", "Failed")] == 1
+
+
+def test_a_lower_cap_takes_no_counters_away_and_lets_no_new_type_in() -> None:
+    ledger = FinishedLedger()
+    run(ledger, [rec("a", "A"), rec("b", "B"), rec("c", "C")], max_types=3)
+    result, view = run(
+        ledger, [rec("a", "A"), rec("b", "B"), rec("0", "0-first")], max_types=1, at=T0 + 60
+    )
+    assert set(result.snapshot.types) == {"A", "B"}
+    assert result.dropped_types == {"0-first"}
+    assert set(view.durations) == {"A", "B", "C"}
