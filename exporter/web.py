@@ -8,28 +8,21 @@ speaks TLS and the app sits behind basic auth; see exporter.webconfig.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import html
 import socket
-import ssl
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from exporter import __version__, logs
-from exporter.webauth import peer_allowed, wrap_app
-from exporter.webconfig import TLSServerConfig, WebConfig
-
-_log = logs.get_logger("web")
+from exporter import __version__
+from exporter.webauth import wrap_app
+from exporter.webconfig import WebConfig
+from exporter.webserver import LISTEN_BACKLOG, Limits, Listener, wsgi_serve
 
 
 @dataclass(frozen=True)
@@ -159,96 +152,14 @@ def _utc(timestamp: float) -> str:
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        # Access logs would drown the event log; Prometheus records scrape failures itself.
-        pass
+class _BoundServer(WSGIServer):
+    """Binds, listens and builds the WSGI environ; exporter.webserver serves the connections."""
 
-
-# Long enough for a slow link, short enough that silent clients do not pile up threads.
-TLS_HANDSHAKE_TIMEOUT = 10.0
-# What Go's net/http answers, so a scrape configured with the wrong scheme says why it fails.
-_PLAIN_HTTP_ANSWER = (
-    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
-)
-_TLS_HANDSHAKE_RECORD = b"\x16"
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
     allow_reuse_address = True
-    tls: TLSServerConfig | None = None
-
-    def enable_tls(self, tls: TLSServerConfig) -> None:
-        self.tls = tls
-        # wsgiref derives wsgi.url_scheme from this.
-        self.base_environ["HTTPS"] = "on"
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.tls is None:
-            super().finish_request(request, client_address)
-            return
-        # Runs in the connection's own thread, so a slow or silent client delays nobody.
-        connection = _tls_accept(request, client_address, self.tls)
-        if connection is None:
-            return
-        try:
-            super().finish_request(connection, client_address)
-        finally:
-            with contextlib.suppress(OSError):
-                connection.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # TLS clients that hang up mid-request raise SSL errors wsgiref does not expect.
-        if self.tls is not None and isinstance(sys.exc_info()[1], OSError):
-            _log.debug(
-                "connection ended", client=str(client_address[0]), err=str(sys.exc_info()[1])
-            )
-            return
-        super().handle_error(request, client_address)
+    request_queue_size = LISTEN_BACKLOG
 
 
-def _tls_accept(
-    raw: socket.socket, client_address: Any, tls: TLSServerConfig
-) -> ssl.SSLSocket | None:
-    """The connection after a successful handshake; None (logged at debug) otherwise."""
-    client = str(client_address[0])
-    try:
-        raw.settimeout(TLS_HANDSHAKE_TIMEOUT)
-        first = raw.recv(1, socket.MSG_PEEK)
-        if first != _TLS_HANDSHAKE_RECORD:
-            if first.isalpha():
-                raw.sendall(_PLAIN_HTTP_ANSWER)
-                _drain(raw)
-            _log.debug("not a TLS client", client=client)
-            return None
-        connection = tls.context.wrap_socket(raw, server_side=True)
-    except OSError as exc:  # ssl.SSLError included; the socket is closed by the caller
-        _log.debug("TLS handshake failed", client=client, err=str(exc))
-        return None
-    if not peer_allowed(connection.getpeercert(), tls.client_allowed_sans):
-        _log.debug("client certificate has none of client_allowed_sans", client=client)
-        with contextlib.suppress(OSError):
-            connection.close()
-        return None
-    # Back to blocking without a timeout, as for plain HTTP connections.
-    connection.settimeout(None)
-    return connection
-
-
-def _drain(raw: socket.socket) -> None:
-    """Read what the client sent before hanging up: closing a socket with unread data makes
-    the kernel send a reset, which can destroy the answer before the client reads it."""
-    raw.shutdown(socket.SHUT_WR)
-    raw.settimeout(1.0)
-    deadline = time.monotonic() + 1.0
-    with contextlib.suppress(OSError):
-        while time.monotonic() < deadline and raw.recv(4096):
-            pass
-
-
-class _DualStackServer(_ThreadingWSGIServer):
+class _DualStackServer(_BoundServer):
     address_family = socket.AF_INET6
 
     def server_bind(self) -> None:
@@ -257,37 +168,40 @@ class _DualStackServer(_ThreadingWSGIServer):
         super().server_bind()
 
 
-class _IPv6Server(_ThreadingWSGIServer):
+class _IPv6Server(_BoundServer):
     address_family = socket.AF_INET6
 
 
 class HTTPServer:
-    """The exporter's own listener, served from a background thread.
+    """The exporter's own listener, served from background threads (see exporter.webserver:
+    a fixed pool of workers, deadlines for slow clients, a cap on open connections).
 
     ``web_config`` (from exporter.webconfig.load_web_config) adds TLS, basic auth and extra
     response headers; without it the endpoints are plain HTTP, open to anyone who can connect.
     """
 
     def __init__(
-        self, app: WSGIApplication, listen_address: str, web_config: WebConfig | None = None
+        self,
+        app: WSGIApplication,
+        listen_address: str,
+        web_config: WebConfig | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if web_config is not None:
             app = wrap_app(app, web_config)
         host, port = parse_listen_address(listen_address)
-        server_class: type[_ThreadingWSGIServer]
+        server_class: type[_BoundServer]
         if host == "":
             if socket.has_ipv6:
                 host, server_class = "::", _DualStackServer
             else:
-                host, server_class = "0.0.0.0", _ThreadingWSGIServer  # noqa: S104
+                host, server_class = "0.0.0.0", _BoundServer  # noqa: S104
         elif ":" in host:
             server_class = _IPv6Server
         else:
-            server_class = _ThreadingWSGIServer
+            server_class = _BoundServer
         try:
-            self._server = make_server(
-                host, port, app, server_class=server_class, handler_class=_QuietHandler
-            )
+            self._server = make_server(host, port, app, server_class=server_class)
         except OSError as exc:
             if server_class is _DualStackServer and exc.errno in _NO_IPV6:
                 # No IPv6 on this host after all: fall back to IPv4 only.
@@ -295,21 +209,22 @@ class HTTPServer:
                     "0.0.0.0",  # noqa: S104
                     port,
                     app,
-                    server_class=_ThreadingWSGIServer,
-                    handler_class=_QuietHandler,
+                    server_class=_BoundServer,
                 )
             else:
                 raise OSError(
                     exc.errno, f"cannot listen on {listen_address}: {exc.strerror}"
                 ) from exc
-        if web_config is not None and web_config.tls is not None:
-            self._server.enable_tls(web_config.tls)
-        self._thread: threading.Thread | None = None
+        self._tls = web_config.tls if web_config is not None else None
+        if self._tls is not None:
+            # wsgiref derives wsgi.url_scheme from this.
+            self._server.base_environ["HTTPS"] = "on"
+        self._listener = Listener(self._server.socket, wsgi_serve(self._server), self._tls, limits)
 
     @property
     def scheme(self) -> str:
         """``https`` when the web config enables TLS, else ``http``."""
-        return "https" if self._server.tls is not None else "http"
+        return "https" if self._tls is not None else "http"
 
     @property
     def port(self) -> int:
@@ -319,18 +234,22 @@ class HTTPServer:
     def host(self) -> str:
         return str(self._server.server_address[0])
 
+    @property
+    def open_connections(self) -> int:
+        return self._listener.open_connections
+
+    @property
+    def shed_connections(self) -> int:
+        """Connections closed at once because the connection limit was reached."""
+        return self._listener.shed_connections
+
+    @property
+    def max_connections(self) -> int:
+        return self._listener.max_connections
+
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            name="http",
-            kwargs={"poll_interval": 0.2},
-            daemon=True,
-        )
-        self._thread.start()
+        self._listener.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            # shutdown() waits for serve_forever() to notice, so only when it runs.
-            self._server.shutdown()
-            self._thread.join(2.0)
+        self._listener.stop()
         self._server.server_close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from wsgiref.types import StartResponse
 
 import pytest
 import requests
@@ -229,3 +231,57 @@ def test_port_in_use_is_a_clear_error() -> None:
             HTTPServer(app, f"127.0.0.1:{first.port}")
     finally:
         first.stop()
+
+
+def _raw_exchange(port: int, *pieces: bytes) -> bytes:
+    """Sends the pieces one after the other and returns the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for piece in pieces:
+            sock.sendall(piece)
+        chunks = []
+        for _ in range(1000):  # bounded: the server closes after its answer
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"],
+        [b"GET /-/heal", b"thy HTTP/1.1\r\nHo", b"st: x\r\n", b"\r", b"\n"],  # end split
+        [b"GET /-/healthy HTTP/1.0\n\n"],  # bare line feeds, as http.server accepts
+    ],
+)
+def test_a_request_head_in_any_pieces_is_answered(pieces: list[bytes]) -> None:
+    exporter = _exporter({"em01": []})
+    http = HTTPServer(make_app(exporter.registry, exporter.server_infos), "127.0.0.1:0")
+    http.start()
+    try:
+        answer = _raw_exchange(http.port, *pieces)
+    finally:
+        http.stop()
+    assert answer.startswith(b"HTTP/1.0 200 ")
+    assert answer.endswith(b"\r\n\r\nHealthy\n")
+
+
+def test_a_request_body_reaches_the_app_whole() -> None:
+    def echo(environ: dict[str, object], start_response: StartResponse) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        assert isinstance(stream, io.BufferedIOBase)
+        body = stream.read(int(str(environ["CONTENT_LENGTH"])))
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    http = HTTPServer(echo, "127.0.0.1:0")
+    http.start()
+    try:
+        head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+        # Part of the body arrives with the head, the rest after it.
+        answer = _raw_exchange(http.port, head + b"0123", b"456789")
+    finally:
+        http.stop()
+    assert answer.startswith(b"HTTP/1.0 200 ")
+    assert answer.endswith(b"\r\n\r\n0123456789")
