@@ -255,3 +255,18 @@ def test_session_alerts_are_inhibited_while_polls_fail() -> None:
         assert muted == expected, name
     referenced = re.findall(r"VeeamEM\w+", str(config["inhibit_rules"]))
     assert set(referenced) <= set(ALERT_NAMES) | {"VeeamEMSystemSession"}
+
+
+def test_a_logon_suspension_mutes_the_poll_and_credentials_alerts() -> None:
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    (rule,) = [
+        r
+        for r in config["inhibit_rules"]
+        if r["source_matchers"] == ['alertname="VeeamEMLogonSuspended"']
+    ]
+    assert rule["equal"] == ["server"]
+    (target,) = rule["target_matchers"]
+    match = re.fullmatch(r'alertname=~"(.+)"', target)
+    assert match
+    muted = {name for name in ALERT_NAMES if re.fullmatch(match.group(1), name)}
+    assert muted == {"VeeamEMExporterPollFailing", "VeeamEMAuthenticationFailing"}
