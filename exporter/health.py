@@ -61,7 +61,7 @@ class ExporterMetrics:
         )
         self.skipped = Counter(
             "veeam_em_skipped_sessions",
-            "Session entries that could not be read and were skipped.",
+            "Session entries skipped: unreadable, or of a session type beyond max_session_types.",
             ["server"],
             registry=registry,
         )
