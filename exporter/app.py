@@ -16,8 +16,9 @@ from prometheus_client import CollectorRegistry
 from exporter.collector import SessionCollector
 from exporter.config import Config
 from exporter.health import ExporterMetrics
-from exporter.logs import get_logger, register_secret
+from exporter.logs import get_logger
 from exporter.poller import ClientFactory, Poller, em_client
+from exporter.redact import register_credentials
 from exporter.state import ServerState
 from exporter.web import ServerInfo
 
@@ -73,7 +74,7 @@ class Exporter:
     def apply(self, config: Config) -> None:
         """Make the running pollers match ``config``."""
         for server in config.servers:
-            register_secret(server.password)
+            register_credentials(server.username, server.password)
         with self._lock:
             current = dict(self._pollers)
         wanted = {s.name: s for s in config.servers}

@@ -29,6 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from exporter.redact import redact
 from exporter.snapshot import DURATION_BUCKETS, LedgerView, ServerSnapshot, clean_message
 from exporter.state import ServerState
 from exporter.vocabulary import RESULTS, UNKNOWN
@@ -136,7 +137,8 @@ def _gauges(fresh: Sequence[tuple[str, ServerSnapshot]]) -> Iterator[Metric]:
             if failure is not None:
                 if failure.ended is not None:
                     last_failure.add_metric(labels, failure.ended)
-                failure_info.add_metric([*labels, clean_message(failure.message)], 1.0)
+                # A failure message may echo the token or the credentials back.
+                failure_info.add_metric([*labels, clean_message(redact(failure.message))], 1.0)
             if summary.oldest_running_start is not None:
                 oldest_running.add_metric(labels, summary.oldest_running_start)
 

@@ -25,9 +25,10 @@ from typing import IO, BinaryIO, Protocol, TypeVar
 from exporter.config import ServerConfig
 from exporter.emclient import EMClient
 from exporter.health import ExporterMetrics
-from exporter.logs import get_logger, register_secret
+from exporter.logs import get_logger
 from exporter.parse import ParseError, iter_entries
 from exporter.reasons import PollError
+from exporter.redact import redact, register_credentials
 from exporter.snapshot import FinishedLedger, PollResult, build
 from exporter.state import ServerState
 
@@ -243,7 +244,8 @@ class Poller:
             self._metrics.up.labels(name).set(0)
             self._metrics.errors.labels(name, reason).inc()
             self._log.warning("poll failed", reason=reason, err=error, failures=self._failures)
-            self._status = PollStatus(last_poll_at=now, last_error=f"{reason}: {error}")
+            # Shown on the landing page: the error may quote what the EM answered.
+            self._status = PollStatus(last_poll_at=now, last_error=redact(f"{reason}: {error}"))
         self._judge_logon(reason, now)
         self._polled.set()
         return error is None
@@ -335,7 +337,7 @@ class Poller:
         digest = _digest(secret)
         if digest == self._secret_digest:
             return
-        register_secret(secret)
+        register_credentials(server.username, secret)
         old = self._client
         self.server = server
         self._client = self._client_factory(server, self._on_logon)

@@ -7,11 +7,17 @@ reasons from here, so the list is written once and nothing here needs a network 
 
 from __future__ import annotations
 
+from exporter.redact import redact
+
 REASONS: tuple[str, ...] = ("connection", "timeout", "tls", "auth", "http", "parse")
 
 
 class PollError(Exception):
-    """A failed poll, classified by one of REASONS; str() is safe to log (no secrets)."""
+    """A failed poll, classified by one of REASONS; str() is safe to show (no secrets).
+
+    The message is redacted when the error is made: it may quote an EM's answer, and an EM
+    may echo the token or the credentials back.
+    """
 
     reason: str
     message: str
@@ -19,6 +25,7 @@ class PollError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown poll error reason {reason!r}")
+        message = redact(message)
         super().__init__(message)
         self.reason = reason
         self.message = message

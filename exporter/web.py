@@ -20,6 +20,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from exporter import __version__
+from exporter.redact import redact
 from exporter.webauth import wrap_app
 from exporter.webconfig import WebConfig
 from exporter.webserver import LISTEN_BACKLOG, Limits, Listener, wsgi_serve
@@ -124,7 +125,7 @@ def _landing_page(servers: Sequence[ServerInfo], telemetry_path: str) -> bytes:
             status = f"logons suspended until {_utc(s.logon_suspended_until)}"
         rows.append(
             f"<tr><td>{esc(s.name)}</td><td>{esc(s.url)}</td><td>{esc(status)}</td>"
-            f"<td>{esc(polled)}</td><td>{esc(s.last_error or '')}</td></tr>"
+            f"<td>{esc(polled)}</td><td>{esc(redact(s.last_error or ''))}</td></tr>"
         )
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Veeam EM Exporter</title>
