@@ -268,6 +268,8 @@ class EMClient:
                     raise _request_error(op, exc, timeout, self._scrub) from None
                 raise
             try:
+                if deadline.expired:  # the headers were cut short: not an answer
+                    raise PollError("timeout", f"{op}: no answer within {timeout:g}s")
                 yield response, deadline
             finally:
                 _close_quietly(response)
