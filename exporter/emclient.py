@@ -3,9 +3,10 @@
 The client hands the (gzip-decoded) body of ``GET /api/systemSessions?format=Entity`` to a
 caller-supplied ``consume`` callable and never parses session data itself. Every request is
 bounded: ``timeout`` is a deadline for the whole exchange, body included, and the decoded body
-is capped at ``max_answer_size`` (see exporter.emhttp). Redirects are never followed. Every failure of a
-poll leaves as a :class:`~exporter.reasons.PollError` whose reason is one of ``REASONS`` and
-whose message is built here from known-safe pieces, so it can be logged as it is.
+is capped at ``max_answer_size`` (see exporter.emhttp). Redirects are never followed. Every
+failure of a poll leaves as a :class:`~exporter.reasons.PollError` whose reason is one of
+``REASONS`` and whose message is built here from known-safe pieces, so it can be logged as it
+is.
 
 Secrets handled here: the password, the ``Authorization`` header, the ``X-RestSvcSessionId``
 token, and the logon ``SessionId`` (the token is base64 of that GUID, so it is as sensitive).

@@ -950,6 +950,8 @@ def _trickle_body(local_em: _LocalEM, *, status: int = 200, interval: float = 0.
     """Headers at once (with a token), then the body a byte at a time until the test ends."""
 
     def route(handler: BaseHTTPRequestHandler) -> None:
+        # The client hangs up mid-answer: reading another request would only hit a reset.
+        handler.close_connection = True
         handler.send_response(status)
         handler.send_header("X-RestSvcSessionId", TOKEN)
         handler.send_header("Content-Length", "100000000")
@@ -966,6 +968,7 @@ def _trickle_head(local_em: _LocalEM, *, interval: float = 0.2) -> Route:
     """The status line and then an endless header, a byte at a time."""
 
     def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
         with contextlib.suppress(OSError):
             handler.wfile.write(b"HTTP/1.1 204 No Content\r\nX-Pad: ")
             handler.wfile.flush()
@@ -1051,6 +1054,7 @@ def _gzip_stream(prefix: bytes, filler: bytes, total: int) -> Iterator[bytes]:
 
 def _chunked(chunks: Callable[[], Iterator[bytes]], headers: dict[str, str]) -> Route:
     def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
         handler.send_response(200)
         for name, value in headers.items():
             handler.send_header(name, value)
