@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from fakes import wait_for
 
-from exporter.config import Format
+from exporter.config import Format, TLSConfig
 from exporter.simulator import SimulatedEM
 
 from .conftest import MakeExporter, MakeSim
-from .helpers import ExporterProcess, scrape, server_config
+from .helpers import ExporterProcess, need_openssl, scrape, server_config
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +45,25 @@ def test_an_answer_trickled_for_ever_fails_as_timeout_within_timeout_plus_one_se
         "timeout: GET /api/systemSessions: reading the body timed out after 1s"
     )
     assert exporter.poll()  # the next poll recovers
+
+
+@pytest.mark.parametrize("target", ["systemSessions", "logon"])
+def test_over_https_a_trickled_answer_fails_as_timeout_within_the_deadline_too(
+    make_sim: MakeSim, make_exporter: MakeExporter, target: str
+) -> None:
+    need_openssl()
+    sim = make_sim(tls=True)
+    tls = TLSConfig(ca_file=sim.ca_file)
+    exporter = make_exporter([server_config(sim, timeout=1.0, tls=tls)])
+    if target == "systemSessions":
+        assert exporter.poll()
+    sim.inject("trickle", delay=0.2, target=target)  # type: ignore[arg-type]
+
+    started = time.monotonic()
+    assert not exporter.poll()
+
+    assert time.monotonic() - started < 1.0 + 1.0
+    assert errors(exporter.scrape().errors("em01")) == {"timeout": 1.0}
 
 
 @pytest.mark.parametrize("fmt", ["xml", "json"])
