@@ -1,9 +1,12 @@
 """REST client for one Veeam Backup Enterprise Manager: logon, token reuse, fetch, logout.
 
 The client hands the (gzip-decoded) body of ``GET /api/systemSessions?format=Entity`` to a
-caller-supplied ``consume`` callable and never parses session data itself. Every failure of a
-poll leaves as a :class:`~exporter.reasons.PollError` whose reason is one of ``REASONS`` and
-whose message is built here from known-safe pieces, so it can be logged as it is.
+caller-supplied ``consume`` callable and never parses session data itself. Every request is
+bounded: ``timeout`` is a deadline for the whole exchange, body included, and the decoded body
+is capped at ``max_answer_size`` (see exporter.emhttp). Redirects are never followed. Every
+failure of a poll leaves as a :class:`~exporter.reasons.PollError` whose reason is one of
+``REASONS`` and whose message is built here from known-safe pieces, so it can be logged as it
+is.
 
 Secrets handled here: the password, the ``Authorization`` header, the ``X-RestSvcSessionId``
 token, and the logon ``SessionId`` (the token is base64 of that GUID, so it is as sensitive).
@@ -16,6 +19,7 @@ import contextlib
 import http
 import http.client
 import http.cookiejar
+import io
 import json
 import re
 import socket
@@ -24,7 +28,9 @@ import threading
 import urllib.parse
 import urllib.request
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO, Final, TypeVar, cast
 
 import requests
@@ -32,10 +38,12 @@ import requests.auth
 import urllib3.exceptions
 from lxml import etree
 
-from exporter import __version__
+from exporter import __version__, emhttp
 from exporter.config import ServerConfig
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
+from exporter.logs import get_logger, register_secret
 from exporter.reasons import PollError
+from exporter.sizes import format_size
 
 T = TypeVar("T")
 
@@ -46,12 +54,53 @@ LOGOUT_PATH: Final = "/api/logonSessions/"
 
 _LOGON_OP: Final = "POST /api/sessionMngr/"
 _FETCH_OP: Final = "GET /api/systemSessions"
+_LOGOUT_OP: Final = "DELETE /api/logonSessions/"
 # Error and logon bodies are small; a misbehaving server must not make us buffer more.
 _SMALL_BODY_LIMIT: Final = 64 * 1024
+_STREAM_BUFFER: Final = 64 * 1024
 _EM_MESSAGE_LIMIT: Final = 300
 _AUTH_STATUSES: Final = frozenset({401, 403})
 _USERINFO_RE: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
 _WHITESPACE_RE: Final = re.compile(r"\s+")
+# A password file is a few bytes; reading a bigger one (a wrong path) stops here.
+_PASSWORD_FILE_LIMIT: Final = 64 * 1024
+_IO_ERRORS: Final = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    http.client.HTTPException,
+    OSError,
+)
+
+PasswordSource = Callable[[], str]
+
+
+def password_source(server: ServerConfig) -> PasswordSource:
+    """What logs on with: the inline password, or ``password_file`` read afresh each time,
+    so that a rotated secret is used without a restart. A failure is PollError("auth") naming
+    the file, never its content."""
+    if not server.password_file:
+        inline = server.password
+        return lambda: inline
+    path = server.password_file
+
+    def read() -> str:
+        try:
+            with Path(path).open("rb") as file:
+                data = file.read(_PASSWORD_FILE_LIMIT + 1)
+        except OSError as exc:
+            detail = _one_line(exc.strerror or type(exc).__name__)
+            raise PollError("auth", f"cannot read password_file {path}: {detail}") from None
+        if len(data) > _PASSWORD_FILE_LIMIT:
+            raise PollError("auth", f"password_file {path} is larger than 64KiB")
+        try:
+            secret = data.decode("utf-8-sig").strip()
+        except UnicodeDecodeError:
+            raise PollError("auth", f"password_file {path} is not valid UTF-8") from None
+        if not secret:
+            raise PollError("auth", f"password_file {path} is empty")
+        return secret
+
+    return read
 
 
 class _BasicAuth(requests.auth.AuthBase):
@@ -74,6 +123,14 @@ class _BasicAuth(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "_BasicAuth(<redacted>)"
+
+
+class _Rejected:
+    """A fetch answered 401 or 403: the token is no good."""
+
+    def __init__(self, status: int, text: str) -> None:
+        self.status = status
+        self.text = text
 
 
 class _NoAuth(requests.auth.AuthBase):
@@ -103,10 +160,14 @@ class EMClient:
         *,
         on_logon: Callable[[], None] | None = None,
         http: requests.Session | None = None,
+        password: PasswordSource | None = None,
     ) -> None:
+        """``password`` is called before every logon (default: :func:`password_source`)."""
         self._name = server.name
+        self._log = get_logger("emclient", server=server.name)
         self._base_url = strip_userinfo(server.url).rstrip("/")
         self._timeout = server.timeout
+        self._max_answer_size = server.max_answer_size
         self._accept = "application/json" if server.format == "json" else "application/xml"
         self._verify: bool | str
         if server.tls.insecure_skip_verify:
@@ -119,10 +180,16 @@ class EMClient:
         self._on_logon = on_logon
         self._owns_http = http is None
         self._http = http if http is not None else requests.Session()
+        if self._owns_http:
+            for prefix in ("https://", "http://"):
+                self._http.mount(prefix, emhttp.WatchedAdapter())
         self._http.cookies.set_policy(_RejectAllCookies())
-        self._auth = _BasicAuth(server.username, server.password)
-        self._password = server.password
+        self._username = server.username
+        self._password = password if password is not None else password_source(server)
         self._lock = threading.Lock()
+        # Every password and Basic credential used so far: scrubbed from outside text.
+        self._known_secrets: set[str] = set()
+        self._remember(server.password)
         self._token: str | None = None
         self._session_id: str | None = None
 
@@ -147,41 +214,23 @@ class EMClient:
         """GET the system sessions and return ``consume(body)``.
 
         ``consume`` reads the decoded body as a stream. I/O errors it lets through become
-        PollError("connection"/"timeout"); anything else it raises propagates unchanged.
+        PollError("connection"/"timeout"), an answer past ``max_answer_size`` or the deadline
+        PollError("parse"/"timeout") whatever consume made of it; anything else it raises
+        propagates unchanged.
         """
         with self._lock:
             token = self._token
         if token is None:
             token = self._logon()
-        response = self._get_sessions(token)
-        if response.status_code in _AUTH_STATUSES:
-            _close_quietly(response)
-            self._discard_token(token, logout=response.status_code == 403)
+        outcome = self._fetch_once(token, consume)
+        if isinstance(outcome, _Rejected):
+            self._discard_token(token, logout=outcome.status == 403)
             token = self._logon()
-            response = self._get_sessions(token)
-            if response.status_code in _AUTH_STATUSES:
-                status = self._status_text(response)
-                _close_quietly(response)
-                self._discard_token(token, logout=response.status_code == 403)
-                raise PollError("auth", f"{_FETCH_OP}: {status} again after a fresh logon")
-        try:
-            if not 200 <= response.status_code < 300:
-                raise PollError("http", self._status_message(_FETCH_OP, response))
-            raw = response.raw
-            if raw is None:
-                raise PollError("connection", f"{_FETCH_OP}: response has no body stream")
-            raw.decode_content = True
-            try:
-                return consume(cast(BinaryIO, raw))
-            except (
-                urllib3.exceptions.HTTPError,
-                requests.RequestException,
-                http.client.HTTPException,
-                OSError,
-            ) as exc:
-                raise _read_error(_FETCH_OP, exc, self._timeout) from None
-        finally:
-            _close_quietly(response)
+            outcome = self._fetch_once(token, consume)
+            if isinstance(outcome, _Rejected):
+                self._discard_token(token, logout=outcome.status == 403)
+                raise PollError("auth", f"{_FETCH_OP}: {outcome.text} again after a fresh logon")
+        return outcome
 
     def close(self, timeout: float = 3.0) -> None:
         """Log out if logged on (best effort, bounded by ``timeout``); never raises."""
@@ -197,6 +246,91 @@ class EMClient:
             pass
 
     # -- internals -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _exchange(
+        self,
+        op: str,
+        method: str,
+        url: str,
+        *,
+        token: str | None,
+        auth: requests.auth.AuthBase,
+        timeout: float,
+    ) -> Iterator[tuple[requests.Response, emhttp.Deadline]]:
+        """One request under one deadline, from connecting to closing the response."""
+        with emhttp.active(emhttp.Deadline(timeout)) as deadline:
+            try:
+                response = self._send(method, url, token=token, auth=auth, timeout=timeout)
+            except Exception as exc:
+                if deadline.expired:
+                    raise PollError("timeout", f"{op}: no answer within {timeout:g}s") from None
+                if isinstance(exc, requests.RequestException):
+                    raise _request_error(op, exc, timeout, self._scrub) from None
+                raise
+            try:
+                if deadline.expired:  # the headers were cut short: not an answer
+                    raise PollError("timeout", f"{op}: no answer within {timeout:g}s")
+                yield response, deadline
+            finally:
+                _close_quietly(response)
+
+    def _fetch_once(self, token: str, consume: Callable[[BinaryIO], T]) -> T | _Rejected:
+        url = self._base_url + SESSIONS_PATH
+        timeout = self._timeout
+        with self._exchange(_FETCH_OP, "GET", url, token=token, auth=_NO_AUTH, timeout=timeout) as (
+            response,
+            deadline,
+        ):
+            if response.status_code in _AUTH_STATUSES:
+                return _Rejected(response.status_code, self._status_text(response))
+            if not 200 <= response.status_code < 300:
+                raise PollError("http", self._status_message(_FETCH_OP, response))
+            body = self._body(response, self._max_answer_size)
+            try:
+                result = consume(cast(BinaryIO, io.BufferedReader(body, _STREAM_BUFFER)))
+            except Exception as exc:
+                if body.too_large:
+                    raise self._too_large() from None
+                if deadline.expired:
+                    raise _body_timeout(timeout) from None
+                if isinstance(exc, zlib.error):
+                    raise _undecodable() from None
+                if isinstance(exc, _IO_ERRORS):
+                    raise _read_error(_FETCH_OP, exc, timeout) from None
+                raise
+            if body.too_large:  # consume swallowed the error: the answer still was too large
+                raise self._too_large()
+            return result
+
+    def _body(self, response: requests.Response, limit: int) -> emhttp.Body:
+        raw = response.raw
+        if raw is None:
+            raise PollError("connection", f"{_FETCH_OP}: response has no body stream")
+        header = response.headers.get("Content-Encoding")
+        try:
+            coding = emhttp.content_coding(header)
+        except emhttp.UnsupportedEncoding:
+            shown = self._scrub(_one_line(header or ""))
+            raise PollError(
+                "parse", f"{_FETCH_OP}: unsupported Content-Encoding {shown!r}"
+            ) from None
+        length = _content_length(response)
+        if coding == "identity" and length is not None and length > limit:
+            # Refused before reading: the EM says how large the answer is.
+            raise PollError(
+                "parse",
+                f"{_FETCH_OP}: the answer ({length} bytes) exceeds max_answer_size "
+                f"({format_size(limit)})",
+            )
+        return emhttp.Body(raw, coding, limit)
+
+    def _too_large(self) -> PollError:
+        return PollError(
+            "parse",
+            f"{_FETCH_OP}: the answer exceeded max_answer_size "
+            f"({format_size(self._max_answer_size)}) after decoding",
+        )
 
     def _send(
         self,
@@ -230,17 +364,11 @@ class EMClient:
         return headers
 
     def _logon(self) -> str:
-        try:
-            response = self._send(
-                "POST",
-                self._base_url + LOGON_PATH,
-                token=None,
-                auth=self._auth,
-                timeout=self._timeout,
-            )
-        except requests.RequestException as exc:
-            raise _request_error(_LOGON_OP, exc, self._timeout, self._scrub) from None
-        try:
+        auth = self._remember(self._password())
+        timeout = self._timeout
+        with self._exchange(
+            _LOGON_OP, "POST", self._base_url + LOGON_PATH, token=None, auth=auth, timeout=timeout
+        ) as (response, deadline):
             status = response.status_code
             if status in _AUTH_STATUSES:
                 raise PollError("auth", self._status_message("logon refused", response))
@@ -252,9 +380,15 @@ class EMClient:
                     "http", f"{_LOGON_OP}: {self._status_text(response)} without a {TOKEN_HEADER}"
                 )
             body = _read_small(response)
+            if deadline.expired:
+                raise PollError(
+                    "timeout", f"{_LOGON_OP}: reading the body timed out after {timeout:g}s"
+                )
+            # The logout needs the logon session's id: the body's SessionId, or else the
+            # Location of the new logon session.
             session_id = _session_id_from(body) if body is not None else None
-        finally:
-            _close_quietly(response)
+            if session_id is None:
+                session_id = _session_id_from_location(response.headers.get("Location"))
         with self._lock:
             self._token = token
             self._session_id = session_id
@@ -262,17 +396,13 @@ class EMClient:
             self._on_logon()
         return token
 
-    def _get_sessions(self, token: str) -> requests.Response:
-        try:
-            return self._send(
-                "GET",
-                self._base_url + SESSIONS_PATH,
-                token=token,
-                auth=_NO_AUTH,
-                timeout=self._timeout,
-            )
-        except requests.RequestException as exc:
-            raise _request_error(_FETCH_OP, exc, self._timeout, self._scrub) from None
+    def _remember(self, password: str) -> _BasicAuth:
+        """Basic credentials for this password, which is from now on scrubbed everywhere."""
+        auth = _BasicAuth(self._username, password)
+        register_secret(password)
+        with self._lock:
+            self._known_secrets.update((password, auth.credentials))
+        return auth
 
     def _discard_token(self, token: str, *, logout: bool) -> None:
         """Forget a rejected token; after a 403 the EM session still lives, so end it."""
@@ -285,17 +415,30 @@ class EMClient:
             self._logout(token, session_id, min(3.0, self._timeout))
 
     def _logout(self, token: str, session_id: str, timeout: float) -> None:
+        """Best effort, within ``timeout`` whatever the EM does; a 401 means already gone."""
         url = self._base_url + LOGOUT_PATH + urllib.parse.quote(session_id, safe="")
         try:
-            response = self._send(
-                "DELETE", url, token=token, auth=_NO_AUTH, timeout=max(0.1, timeout)
-            )
-        except Exception:  # logout is best effort; a 401 just means already gone
+            with self._exchange(
+                _LOGOUT_OP, "DELETE", url, token=token, auth=_NO_AUTH, timeout=max(0.1, timeout)
+            ) as (response, _):
+                status, text = response.status_code, self._status_text(response)
+        except PollError as exc:
+            self._log.info("logout failed", reason=exc.reason, err=str(exc))
             return
-        _close_quietly(response)
+        except Exception as exc:
+            self._log.info("logout failed", err=f"{_LOGOUT_OP}: {type(exc).__name__}")
+            return
+        if 200 <= status < 300:
+            self._log.info("logged out")
+        else:
+            self._log.info("logout failed", err=f"{_LOGOUT_OP}: {text}")
 
     def _status_message(self, prefix: str, response: requests.Response) -> str:
         message = f"{prefix}: {self._status_text(response)}"
+        if 300 <= response.status_code < 400:
+            # Following would hand the token or the credentials to wherever Location points.
+            location = self._scrub(_one_line(response.headers.get("Location", "")))
+            message += f" (redirect to {location} not followed)" if location else " (not followed)"
         em_message = _em_error_message(_read_small(response))
         if em_message:
             message += f": {self._scrub(em_message)}"
@@ -309,11 +452,9 @@ class EMClient:
         """Remove anything secret from text that came from outside (EM, TLS library)."""
         text = strip_userinfo(text)
         with self._lock:
-            secrets = [self._token, self._session_id]
-        secrets += [self._password, self._auth.credentials]
-        for secret in secrets:
-            if secret:
-                text = text.replace(secret, "<redacted>")
+            secrets = [self._token, self._session_id, *self._known_secrets]
+        for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+            text = text.replace(secret, "<redacted>")
         return text
 
 
@@ -366,11 +507,36 @@ def _read_small(response: requests.Response) -> bytes | None:
     if raw is None:
         return None
     try:
-        raw.decode_content = True
-        data = raw.read(_SMALL_BODY_LIMIT)
+        coding = emhttp.content_coding(response.headers.get("Content-Encoding"))
+        body = emhttp.Body(raw, coding, _SMALL_BODY_LIMIT)
+        return emhttp.read_up_to(body, _SMALL_BODY_LIMIT)
     except Exception:
         return None
-    return data if isinstance(data, bytes) else None
+
+
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        length = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def _session_id_from_location(location: str | None) -> str | None:
+    """The last path segment of a logon session's URL."""
+    if not location:
+        return None
+    path = urllib.parse.urlsplit(location.strip()).path
+    segment = urllib.parse.unquote(path.rstrip("/").rpartition("/")[2]).strip()
+    return segment or None
+
+
+def _body_timeout(timeout: float) -> PollError:
+    return PollError("timeout", f"{_FETCH_OP}: reading the body timed out after {timeout:g}s")
+
+
+def _undecodable() -> PollError:
+    return PollError("parse", f"{_FETCH_OP}: response body could not be decoded")
 
 
 def _token_from(response: requests.Response) -> str | None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import io
 import json
+import logging
 import socket
 import ssl
 import threading
+import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import pytest
@@ -936,3 +941,412 @@ def test_real_connection_refused_is_connection() -> None:
     err = expect_poll_error(em, "connection")
 
     assert str(err) == "POST /api/sessionMngr/: connection refused"
+
+
+# -- bounds: the deadline, the size cap, redirects, logout id, password rotation --------------
+
+
+def _trickle_body(local_em: _LocalEM, *, status: int = 200, interval: float = 0.2) -> Route:
+    """Headers at once (with a token), then the body a byte at a time until the test ends."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        # The client hangs up mid-answer: reading another request would only hit a reset.
+        handler.close_connection = True
+        handler.send_response(status)
+        handler.send_header("X-RestSvcSessionId", TOKEN)
+        handler.send_header("Content-Length", "100000000")
+        handler.end_headers()
+        with contextlib.suppress(OSError):
+            while not local_em.release.wait(interval):
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+
+    return route
+
+
+def _trickle_head(local_em: _LocalEM, *, interval: float = 0.2) -> Route:
+    """The status line and then an endless header, a byte at a time."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
+        with contextlib.suppress(OSError):
+            handler.wfile.write(b"HTTP/1.1 204 No Content\r\nX-Pad: ")
+            handler.wfile.flush()
+            while not local_em.release.wait(interval):
+                handler.wfile.write(b"a")
+                handler.wfile.flush()
+
+    return route
+
+
+@pytest.mark.integration
+def test_real_trickled_body_fails_as_timeout_within_the_deadline(local_em: _LocalEM) -> None:
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _trickle_body(local_em)
+    em = _local_client(local_em, timeout=1.0)
+
+    started = time.monotonic()
+    err = expect_poll_error(em, "timeout")
+    elapsed = time.monotonic() - started
+
+    # Bytes keep coming every 0.2 s, so no per-read timeout of 1 s could ever fire.
+    assert elapsed < 1.0 + 1.0  # the logon is instant; the fetch has its 1 s deadline
+    assert str(err) == "GET /api/systemSessions: reading the body timed out after 1s"
+
+
+@pytest.mark.integration
+def test_real_trickled_fetch_is_bounded_by_its_own_deadline(local_em: _LocalEM) -> None:
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _trickle_body(local_em)
+    em = _local_client(local_em, timeout=1.0)
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _reply(200, SESSIONS_XML)
+    assert em.fetch_sessions(read_all) == SESSIONS_XML  # logged on
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _trickle_body(local_em)
+
+    started = time.monotonic()
+    expect_poll_error(em, "timeout")
+
+    assert 0.9 < time.monotonic() - started < 2.0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("trickle", ["head", "body"])
+def test_real_trickled_logon_fails_as_timeout_within_the_deadline(
+    local_em: _LocalEM, trickle: str
+) -> None:
+    route = _trickle_head(local_em) if trickle == "head" else _trickle_body(local_em, status=201)
+    local_em.routes[("POST", "/api/sessionMngr/?v=latest")] = route
+    em = _local_client(local_em, timeout=1.0)
+
+    started = time.monotonic()
+    err = expect_poll_error(em, "timeout")
+
+    assert time.monotonic() - started < 2.0
+    assert str(err).startswith("POST /api/sessionMngr/: ")
+    assert not em.logged_on
+
+
+@pytest.mark.integration
+def test_real_close_honours_its_bound_while_the_logout_trickles(local_em: _LocalEM) -> None:
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _reply(200, SESSIONS_XML)
+    local_em.routes[("DELETE", f"/api/logonSessions/{SESSION_ID}")] = _trickle_head(local_em)
+    em = _local_client(local_em, timeout=30.0)
+    em.fetch_sessions(read_all)
+
+    started = time.monotonic()
+    em.close(timeout=0.5)
+
+    assert time.monotonic() - started < 1.5
+    assert ("DELETE", f"/api/logonSessions/{SESSION_ID}") in [(m, p) for m, p, _ in local_em.seen]
+    assert not em.logged_on
+
+
+def _gzip_stream(prefix: bytes, filler: bytes, total: int) -> Iterator[bytes]:
+    """gzip of ``prefix`` and then ``filler`` up to ``total`` bytes, made as it is sent."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    yield compressor.compress(prefix)
+    block = filler * (1 << 20)
+    left = total - len(prefix)
+    while left > 0:
+        piece = block[: min(left, len(block))]
+        left -= len(piece)
+        yield compressor.compress(piece)
+    yield compressor.flush()
+
+
+def _chunked(chunks: Callable[[], Iterator[bytes]], headers: dict[str, str]) -> Route:
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
+        handler.send_response(200)
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        with contextlib.suppress(OSError):
+            for chunk in chunks():
+                if chunk:
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            handler.wfile.write(b"0\r\n\r\n")
+
+    return route
+
+
+@pytest.mark.integration
+def test_real_gzip_answer_past_max_answer_size_is_parse(local_em: _LocalEM) -> None:
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _chunked(
+        lambda: _gzip_stream(b"<SystemSessions>", b" ", 64 << 20),
+        {"Content-Encoding": "gzip"},
+    )
+    em = EMClient(replace(SERVER, url=local_em.url, timeout=10.0, max_answer_size=1 << 20))
+    seen: list[int] = []
+
+    def drain(stream: BinaryIO) -> None:
+        while chunk := stream.read(65536):
+            seen.append(len(chunk))
+
+    with pytest.raises(PollError) as info:
+        em.fetch_sessions(drain)
+
+    assert info.value.reason == "parse"
+    assert str(info.value) == (
+        "GET /api/systemSessions: the answer exceeded max_answer_size (1MiB) after decoding"
+    )
+    assert sum(seen) <= 1 << 20  # consume never saw a byte past the cap
+
+
+@pytest.mark.integration
+def test_real_answer_of_exactly_max_answer_size_is_read_whole(local_em: _LocalEM) -> None:
+    payload = b"<SystemSessions>" + b" " * ((1 << 20) - 33) + b"</SystemSessions>"
+    assert len(payload) == 1 << 20
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _chunked(
+        lambda: iter([gzip.compress(payload)]), {"Content-Encoding": "gzip"}
+    )
+    em = EMClient(replace(SERVER, url=local_em.url, max_answer_size=1 << 20))
+
+    assert em.fetch_sessions(read_all) == payload
+
+
+@pytest.mark.integration
+def test_real_chunked_plain_answer_past_max_answer_size_is_parse(local_em: _LocalEM) -> None:
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _chunked(
+        lambda: iter([b"x" * 65536] * 40), {}
+    )
+    em = EMClient(replace(SERVER, url=local_em.url, max_answer_size=1 << 20))
+
+    err = expect_poll_error(em, "parse")
+
+    assert "exceeded max_answer_size (1MiB)" in str(err)
+
+
+@pytest.mark.integration
+def test_real_content_length_past_max_answer_size_is_refused_unread(local_em: _LocalEM) -> None:
+    local_em.routes[("GET", "/api/systemSessions?format=Entity")] = _trickle_body(local_em)
+    em = EMClient(replace(SERVER, url=local_em.url, timeout=30.0, max_answer_size=1 << 20))
+    consumed: list[int] = []
+
+    started = time.monotonic()
+    with pytest.raises(PollError) as info:
+        em.fetch_sessions(lambda stream: consumed.append(1))
+
+    assert time.monotonic() - started < 5  # not the 30 s deadline: nothing was read
+    assert info.value.reason == "parse"
+    assert str(info.value) == (
+        "GET /api/systemSessions: the answer (100000000 bytes) exceeds max_answer_size (1MiB)"
+    )
+    assert consumed == []
+
+
+def test_a_compressed_body_that_ends_early_is_parse(
+    requests_mock: Mocker, client: EMClient
+) -> None:
+    requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
+    requests_mock.get(
+        SESSIONS_URL,
+        headers={"Content-Encoding": "gzip"},
+        content=gzip.compress(SESSIONS_XML * 100)[:-20],
+    )
+
+    err = expect_poll_error(client, "parse")
+
+    assert str(err) == "GET /api/systemSessions: response body could not be decoded"
+
+
+def test_an_unsupported_content_encoding_is_parse(requests_mock: Mocker, client: EMClient) -> None:
+    requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
+    requests_mock.get(SESSIONS_URL, headers={"Content-Encoding": "br"}, content=b"\x00\x01")
+
+    err = expect_poll_error(client, "parse")
+
+    assert str(err) == "GET /api/systemSessions: unsupported Content-Encoding 'br'"
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_deflate_body_is_decoded_with_or_without_zlib_wrapper(
+    requests_mock: Mocker, client: EMClient, wrapped: bool
+) -> None:
+    payload = SESSIONS_XML * 100
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+    requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
+    requests_mock.get(
+        SESSIONS_URL,
+        headers={"Content-Encoding": "deflate"},
+        content=compressor.compress(payload) + compressor.flush(),
+    )
+
+    assert client.fetch_sessions(read_all) == payload
+
+
+def test_several_gzip_members_are_one_body(requests_mock: Mocker, client: EMClient) -> None:
+    requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
+    requests_mock.get(
+        SESSIONS_URL,
+        headers={"Content-Encoding": "gzip"},
+        content=gzip.compress(b"<SystemSessions>") + gzip.compress(b"</SystemSessions>"),
+    )
+
+    assert client.fetch_sessions(read_all) == b"<SystemSessions></SystemSessions>"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", ["logon", "fetch"])
+def test_real_redirect_is_http_and_the_other_host_is_never_asked(
+    local_em: _LocalEM, target: str
+) -> None:
+    other = _LocalEM()
+    thread = threading.Thread(target=other.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        elsewhere = other.url + "/api/systemSessions?format=Entity"
+        other.routes[("GET", "/api/systemSessions?format=Entity")] = _reply(200, SESSIONS_XML)
+        other.routes[("POST", "/api/sessionMngr/?v=latest")] = _reply(201, b"")
+        key = (
+            ("POST", "/api/sessionMngr/?v=latest")
+            if target == "logon"
+            else ("GET", "/api/systemSessions?format=Entity")
+        )
+        local_em.routes[key] = _reply(307, b"", {"Location": elsewhere})
+        em = _local_client(local_em)
+
+        err = expect_poll_error(em, "http")
+
+        assert "HTTP 307 Temporary Redirect" in str(err)
+        assert f"(redirect to {elsewhere} not followed)" in str(err)
+        assert other.seen == []
+    finally:
+        other.shutdown()
+        other.server_close()
+        thread.join()
+
+
+def test_logout_id_comes_from_location_when_the_body_has_none(
+    requests_mock: Mocker, client: EMClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    requests_mock.post(
+        LOGON_URL,
+        status_code=201,
+        headers={
+            "X-RestSvcSessionId": TOKEN,
+            "Location": f"{BASE}/api/logonSessions/{SESSION_ID}/",
+        },
+        content=b"",
+    )
+    requests_mock.get(SESSIONS_URL, content=SESSIONS_XML)
+    logout = requests_mock.delete(LOGOUT_URL, status_code=204)
+    client.fetch_sessions(read_all)
+
+    with caplog.at_level(logging.INFO, logger="exporter.emclient"):
+        client.close(timeout=2.0)
+
+    assert logout.call_count == 1
+    assert last(logout).headers["X-RestSvcSessionId"] == TOKEN
+    (record,) = [r for r in caplog.records if r.name == "exporter.emclient"]
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == "logged out"
+    assert record.__dict__["fields"] == {"server": "em01"}
+
+
+def test_the_body_session_id_wins_over_location(requests_mock: Mocker, client: EMClient) -> None:
+    response = logon_response(TOKEN, SESSION_ID)
+    response["headers"]["Location"] = f"{BASE}/api/logonSessions/{SESSION_ID_2}"
+    requests_mock.post(LOGON_URL, **response)
+    requests_mock.get(SESSIONS_URL, content=SESSIONS_XML)
+    logout = requests_mock.delete(LOGOUT_URL, status_code=204)
+    client.fetch_sessions(read_all)
+
+    client.close()
+
+    assert logout.call_count == 1
+
+
+def test_a_refused_logout_is_logged_without_secrets(
+    requests_mock: Mocker, client: EMClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
+    requests_mock.get(SESSIONS_URL, content=SESSIONS_XML)
+    requests_mock.delete(LOGOUT_URL, status_code=401, reason="Unauthorized")
+    client.fetch_sessions(read_all)
+
+    with caplog.at_level(logging.INFO, logger="exporter.emclient"):
+        client.close()
+
+    (record,) = [r for r in caplog.records if r.name == "exporter.emclient"]
+    assert record.getMessage() == "logout failed"
+    fields = record.__dict__["fields"]
+    assert fields["err"] == "DELETE /api/logonSessions/: HTTP 401 Unauthorized"
+    assert_no_secrets(str(fields))
+
+
+def _basic(password: str) -> str:
+    return "Basic " + base64.b64encode(f"{USERNAME}:{password}".encode()).decode()
+
+
+def test_password_file_is_read_again_before_each_logon(
+    requests_mock: Mocker, tmp_path: Path
+) -> None:
+    secret = tmp_path / "em01.password"
+    secret.write_text("first-Pa55word\n", encoding="utf-8")
+    logon = requests_mock.post(
+        LOGON_URL,
+        [logon_response(TOKEN, SESSION_ID), logon_response(TOKEN_2, SESSION_ID_2)],
+    )
+    requests_mock.get(
+        SESSIONS_URL,
+        [{"content": SESSIONS_XML}, {"status_code": 401}, {"content": SESSIONS_XML}],
+    )
+    em = EMClient(replace(SERVER, password="first-Pa55word", password_file=str(secret)))
+    em.fetch_sessions(read_all)
+
+    # Rotated with a byte-order mark, as some editors write it.
+    secret.write_bytes("\ufeffsecond-Pa55word\r\n".encode())
+    em.fetch_sessions(read_all)  # the token expired: a fresh logon with the new password
+
+    assert [r.headers["Authorization"] for r in logon.request_history] == [
+        _basic("first-Pa55word"),
+        _basic("second-Pa55word"),
+    ]
+
+
+def test_an_inline_password_is_used_as_it_is(requests_mock: Mocker, client: EMClient) -> None:
+    logon = requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
+    requests_mock.get(SESSIONS_URL, content=SESSIONS_XML)
+
+    client.fetch_sessions(read_all)
+
+    assert last(logon).headers["Authorization"] == _basic(PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (None, "cannot read password_file {path}: No such file or directory"),
+        (b"  \n", "password_file {path} is empty"),
+        (b"\xff\xfe" + PASSWORD.encode(), "password_file {path} is not valid UTF-8"),
+    ],
+)
+def test_an_unreadable_password_file_is_auth_naming_the_file_only(
+    requests_mock: Mocker, tmp_path: Path, content: bytes | None, detail: str
+) -> None:
+    secret = tmp_path / "em01.password"
+    secret.write_text(PASSWORD, encoding="utf-8")
+    em = EMClient(replace(SERVER, password_file=str(secret)))
+    if content is None:
+        secret.unlink()
+    else:
+        secret.write_bytes(content)
+
+    err = expect_poll_error(em, "auth")
+
+    assert str(err) == detail.format(path=secret)
+    assert requests_mock.request_history == []  # nothing was sent without a password
+
+
+def test_a_rotated_password_echoed_by_the_em_is_redacted(
+    requests_mock: Mocker, tmp_path: Path
+) -> None:
+    secret = tmp_path / "em01.password"
+    secret.write_text("Rotated-Pa55word", encoding="utf-8")
+    requests_mock.post(LOGON_URL, status_code=401, content=error_xml(401, "bad Rotated-Pa55word"))
+    em = EMClient(replace(SERVER, password_file=str(secret)))
+
+    err = expect_poll_error(em, "auth")
+
+    assert "Rotated-Pa55word" not in str(err)
+    assert "bad <redacted>" in str(err)

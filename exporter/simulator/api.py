@@ -8,6 +8,7 @@ import hmac
 from http.cookies import CookieError, SimpleCookie
 
 from exporter.simulator.auth import Logon
+from exporter.simulator.bulk import gzip_bomb, padded
 from exporter.simulator.core import SimCore
 from exporter.simulator.faults import Fault, Target
 from exporter.simulator.links import VERSIONS
@@ -40,6 +41,10 @@ def base_url(core: SimCore, req: Request) -> str:
 class Api:
     def __init__(self, core: SimCore) -> None:
         self._core = core
+
+    def pause(self, seconds: float) -> bool:
+        """Wait (a trickle's pace); True when the simulator is stopping instead."""
+        return self._core.stopping.wait(seconds)
 
     def handle(self, req: Request) -> Response:
         core = self._core
@@ -95,14 +100,36 @@ class Api:
             return _error(renderer, 503, MSG_UNAVAILABLE)
         elif fault.kind == "reset":
             return Response(0, cut="reset")
+        elif fault.kind == "redirect":
+            location = fault.location or renderer.base + "/redirected"
+            return Response(302, headers=[("Location", location)])
+        elif fault.kind == "gzip_bomb":
+            chunks, length = gzip_bomb(fault.size)
+            return Response(
+                200,
+                content_type=renderer.content_type,
+                headers=[("Content-Encoding", "gzip")],
+                stream=chunks,
+                length=length,
+                encoded=True,
+            )
         return None
 
     @staticmethod
     def _late_fault(fault: Fault | None, response: Response, renderer: Renderer) -> Response:
-        if fault is not None and fault.kind == "malformed":
+        if fault is None:
+            return response
+        if fault.kind == "malformed":
             response.body = corrupt(response.body, json_body=renderer.json)
-        elif fault is not None and fault.kind == "truncated":
+        elif fault.kind == "truncated":
             response.cut = "truncate"
+        elif fault.kind == "trickle":
+            response.trickle = fault.delay
+        elif fault.kind == "oversized":
+            response.stream, response.length = padded(
+                response.body, fault.size, json_body=renderer.json
+            )
+            response.body = b""
         return response
 
     def _logon(self, req: Request, renderer: Renderer) -> Response:
@@ -127,6 +154,12 @@ class Api:
             (TOKEN_HEADER, logon.token),
             ("Set-Cookie", f"{TOKEN_HEADER}={logon.token}; Path=/api;"),
         ]
+        if fault is not None and fault.kind == "location_only":
+            # Where the new logon session lives, and no body naming its SessionId.
+            response.body = b""
+            response.headers.append(
+                ("Location", f"{renderer.base}/logonSessions/{logon.session_id}")
+            )
         return self._late_fault(fault, response, renderer)
 
     def _credentials_ok(self, req: Request) -> bool:
@@ -160,9 +193,15 @@ class Api:
     def _logon_one(self, req: Request, renderer: Renderer, ident: str) -> Response:
         logons = self._core.logons
         if req.method == "DELETE":
+            fault = self._take_fault("logout")
+            if fault is not None and fault.kind == "401":
+                return _error(renderer, 401, MSG_BAD_TOKEN)
+            early = self._early_fault(fault, renderer)
+            if early is not None:
+                return early
             if logons.delete(ident):
                 self._core.stats.count_logout()
-                return Response(204)
+                return self._late_fault(fault, Response(204), renderer)
             return _error(renderer, 404, f"Logon session '{ident}' was not found.")
         found = logons.find(ident)
         if found is None:

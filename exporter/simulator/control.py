@@ -67,7 +67,15 @@ class Control:
             target = req.query_value("target") or "systemSessions"
             if target not in TARGETS:
                 raise BadRequest(f"target must be one of {', '.join(TARGETS)}")
-            core.faults.inject(req.query_value("fault") or "", count, delay=delay, target=target)
+            size_text = req.query_value("size")
+            core.faults.inject(
+                req.query_value("fault") or "",
+                count,
+                delay=delay,
+                target=target,
+                size=None if size_text is None else _int(size_text, "size"),
+                location=req.query_value("location") or "",
+            )
             return _json(200, {"pending_faults": core.faults.pending()})
         if parts == ["faults"] and method == "DELETE":
             core.faults.clear()

@@ -183,10 +183,19 @@ class SimulatedEM:
     # behaviour
 
     def inject(
-        self, fault: str, count: int = 1, *, delay: float = 0.0, target: Target = "systemSessions"
+        self,
+        fault: str,
+        count: int = 1,
+        *,
+        delay: float = 0.0,
+        target: Target = "systemSessions",
+        size: int | None = None,
+        location: str = "",
     ) -> None:
         """Queue `fault` for the next `count` requests of `target` (see docs/simulator.md)."""
-        self._core.faults.inject(fault, count, delay=delay, target=target)
+        self._core.faults.inject(
+            fault, count, delay=delay, target=target, size=size, location=location
+        )
 
     def clear_faults(self) -> None:
         self._core.faults.clear()

@@ -7,17 +7,43 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-FAULT_KINDS = ("500", "503", "delay", "malformed", "truncated", "reset", "empty", "401")
-Target = Literal["systemSessions", "logon"]
-TARGETS: tuple[Target, ...] = ("systemSessions", "logon")
-# An empty collection is meaningless for a logon.
-_NOT_FOR_LOGON = frozenset({"empty"})
+FAULT_KINDS = (
+    "500",
+    "503",
+    "delay",
+    "malformed",
+    "truncated",
+    "reset",
+    "empty",
+    "401",
+    "trickle",
+    "redirect",
+    "oversized",
+    "gzip_bomb",
+    "location_only",
+)
+Target = Literal["systemSessions", "logon", "logout"]
+TARGETS: tuple[Target, ...] = ("systemSessions", "logon", "logout")
+# Faults that make no sense for a route: a logon has no collection, a logout (204) no body.
+_NOT_FOR: dict[str, frozenset[str]] = {
+    "systemSessions": frozenset({"location_only"}),
+    "logon": frozenset({"empty", "oversized", "gzip_bomb"}),
+    "logout": frozenset(
+        {"malformed", "truncated", "empty", "oversized", "gzip_bomb", "location_only"}
+    ),
+}
+# An answer of at least this many decoded bytes, unless the injection says otherwise.
+DEFAULT_SIZES = {"oversized": 64 * 1024**2, "gzip_bomb": 10 * 1024**3}
+# A trickle with no delay given sends a byte a second.
+DEFAULT_TRICKLE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
 class Fault:
     kind: str
-    delay: float = 0.0
+    delay: float = 0.0  # seconds to wait (delay) or between two bytes (trickle)
+    size: int = 0  # decoded bytes of an oversized answer or a gzip bomb
+    location: str = ""  # where a redirect points; empty: /api/redirected on this simulator
 
 
 class FaultQueue:
@@ -27,19 +53,40 @@ class FaultQueue:
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Fault]] = {target: deque() for target in TARGETS}
 
-    def inject(self, kind: str, count: int, *, delay: float, target: str) -> None:
+    def inject(
+        self,
+        kind: str,
+        count: int,
+        *,
+        delay: float,
+        target: str,
+        size: int | None = None,
+        location: str = "",
+    ) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         if target not in self._queues:
             raise ValueError(f"unknown fault target {target!r}; one of {', '.join(TARGETS)}")
-        if target == "logon" and kind in _NOT_FOR_LOGON:
-            raise ValueError(f"fault {kind!r} does not apply to logon")
+        if kind in _NOT_FOR[target]:
+            raise ValueError(f"fault {kind!r} does not apply to {target}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
         if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
             raise ValueError("delay must be a number of seconds >= 0")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError("size must be a positive number of bytes")
+        if not isinstance(location, str):
+            raise ValueError("location must be a string")
+        if kind == "trickle" and delay == 0:
+            delay = DEFAULT_TRICKLE_INTERVAL
+        fault = Fault(
+            kind,
+            float(delay),
+            size if size is not None else DEFAULT_SIZES.get(kind, 0),
+            location,
+        )
         with self._lock:
-            self._queues[target].extend(Fault(kind, float(delay)) for _ in range(count))
+            self._queues[target].extend(fault for _ in range(count))
 
     def take(self, target: Target) -> Fault | None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Literal
@@ -48,3 +49,10 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     # truncate: promise the whole body, send part of it, close; reset: no answer, RST.
     cut: Cut = "none"
+    # Above 0: seconds between two bytes of the body (of the headers when there is no body).
+    trickle: float = 0.0
+    # A body made as it is sent, instead of `body`; `length` is its size when known.
+    stream: Iterator[bytes] | None = None
+    length: int | None = None
+    # The body already carries its Content-Encoding: it is never compressed again.
+    encoded: bool = False

@@ -1,4 +1,5 @@
-"""HTTP/1.1 plumbing: threads, TLS, connection tracking, gzip, truncation and resets."""
+"""HTTP/1.1 plumbing: threads, TLS, connection tracking, gzip, truncation, resets, trickles
+and bodies made as they are sent."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import ssl
 import struct
 import sys
 import threading
+import zlib
+from collections.abc import Iterator
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
@@ -160,6 +164,12 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if response.cut == "reset":
             self._reset()
             return
+        if response.stream is not None:
+            self._send_stream(response, gzip_ok=gzip_ok and not self.path.startswith(PREFIX))
+            return
+        if response.trickle > 0:
+            self._send_trickle(response, gzip_ok=gzip_ok)
+            return
         body = response.body
         headers = list(response.headers)
         if body and gzip_ok and not self.path.startswith(PREFIX):
@@ -183,6 +193,73 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
+    def _send_trickle(self, response: Response, *, gzip_ok: bool) -> None:
+        """The answer at `response.trickle` seconds a byte: the body, or the headers of an
+        answer without one. A client that hangs up, or stop(), ends it."""
+        body = response.body
+        headers = list(response.headers)
+        if body and gzip_ok:
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers.append(("Content-Encoding", "gzip"))
+        if response.content_type:
+            headers.append(("Content-Type", response.content_type))
+        if response.status != 204:
+            headers.append(("Content-Length", str(len(body))))
+        status = HTTPStatus(response.status)
+        lines = [f"{self.protocol_version} {status.value} {status.phrase}"]
+        lines += [f"Server: {SERVER_HEADER}", f"Date: {self.date_time_string()}"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.log_request(response.status)
+        if self.command == "HEAD" or not body:
+            slow, body = head, b""
+        else:
+            self.wfile.write(head)
+            slow = body
+        self.close_connection = True
+        for index in range(len(slow)):
+            self.wfile.write(slow[index : index + 1])
+            self.wfile.flush()
+            if index + 1 < len(slow) and self.server.api.pause(response.trickle):
+                return
+        self.close_connection = False
+
+    def _send_stream(self, response: Response, *, gzip_ok: bool) -> None:
+        """A body made as it goes: with Content-Length when its size is known, chunked when
+        compressing here makes it unknown."""
+        assert response.stream is not None
+        chunks: Iterator[bytes] = response.stream
+        headers = list(response.headers)
+        length = response.length
+        if gzip_ok and not response.encoded:
+            chunks = _gzip_chunks(chunks)
+            headers.append(("Content-Encoding", "gzip"))
+            length = None
+        self.send_response(response.status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if response.content_type:
+            self.send_header("Content-Type", response.content_type)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        for chunk in chunks:
+            if self.server.api.pause(0):
+                self.close_connection = True
+                return
+            if not chunk:
+                continue
+            if length is None:
+                self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            else:
+                self.wfile.write(chunk)
+        if length is None:
+            self.wfile.write(b"0\r\n\r\n")
+
     def _reset(self) -> None:
         """Abort the connection: SO_LINGER with a zero timeout makes close() send RST."""
         self.close_connection = True
@@ -191,6 +268,13 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         # The socket's file descriptor closes only once the buffered reader lets go of it.
         self.rfile.close()
         _close_quietly(self.connection)
+
+
+def _gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        yield compressor.compress(chunk)
+    yield compressor.flush()
 
 
 def _accepts_gzip(header: str | None) -> bool:

@@ -43,6 +43,12 @@ FAULTS = [
     pytest.param("reset", 1, "logon", "xml", {"connection"}, id="logon-reset"),
     pytest.param("delay", 1, "logon", "xml", {"timeout"}, id="logon-delay"),
     pytest.param("401", 1, "logon", "xml", {"auth"}, id="logon-401"),
+    # A byte every 4 x TIMEOUT, for ever: only a deadline on the whole request ends it.
+    pytest.param("trickle", 1, "systemSessions", "json", {"timeout"}, id="trickle"),
+    pytest.param("trickle", 1, "logon", "xml", {"timeout"}, id="logon-trickle"),
+    pytest.param("redirect", 1, "systemSessions", "xml", {"http"}, id="redirect"),
+    pytest.param("redirect", 1, "logon", "xml", {"http"}, id="logon-redirect"),
+    pytest.param("gzip_bomb", 1, "systemSessions", "xml", {"parse"}, id="gzip-bomb"),
 ]
 
 

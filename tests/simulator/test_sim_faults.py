@@ -168,6 +168,11 @@ def test_bad_injections_are_refused(em: SimulatedEM) -> None:
         "reset",
         "empty",
         "401",
+        "trickle",
+        "redirect",
+        "oversized",
+        "gzip_bomb",
+        "location_only",
     }
     with pytest.raises(ValueError, match="unknown fault"):
         em.inject("404")
