@@ -47,6 +47,7 @@ from exporter.schema import (
     env_raw,
     keys,
 )
+from exporter.secretfile import SecretFileError, read_secret_file
 
 # ConfigError is re-exported: callers catch exporter.config.ConfigError.
 from exporter.validation import ConfigError as ConfigError
@@ -239,19 +240,11 @@ class _ConfigChecker(SchemaChecker):
         if name is None:
             return None, None
         resolved = self.file_path(name)
-        data = self.read_file(file_path, resolved)
-        if data is None:
-            return None, resolved
         try:
-            # Secret files are commonly written with a trailing newline (echo, editors, k8s).
-            secret = data.decode("utf-8-sig").strip()
-        except UnicodeDecodeError:
-            self.add(file_path, f"{resolved} is not valid UTF-8")
+            return read_secret_file(resolved), resolved
+        except SecretFileError as exc:
+            self.add(file_path, exc.describe())
             return None, resolved
-        if not secret:
-            self.add(file_path, f"{resolved} is empty")
-            return None, resolved
-        return secret, resolved
 
 
 def _float(value: object) -> float | None:

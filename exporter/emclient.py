@@ -30,7 +30,6 @@ import urllib.request
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import BinaryIO, Final, TypeVar, cast
 
 import requests
@@ -43,6 +42,7 @@ from exporter.config import ServerConfig
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
 from exporter.logs import get_logger, register_secret
 from exporter.reasons import PollError
+from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.sizes import format_size
 
 T = TypeVar("T")
@@ -62,8 +62,6 @@ _EM_MESSAGE_LIMIT: Final = 300
 _AUTH_STATUSES: Final = frozenset({401, 403})
 _USERINFO_RE: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
 _WHITESPACE_RE: Final = re.compile(r"\s+")
-# A password file is a few bytes; reading a bigger one (a wrong path) stops here.
-_PASSWORD_FILE_LIMIT: Final = 64 * 1024
 _IO_ERRORS: Final = (
     urllib3.exceptions.HTTPError,
     requests.RequestException,
@@ -85,20 +83,9 @@ def password_source(server: ServerConfig) -> PasswordSource:
 
     def read() -> str:
         try:
-            with Path(path).open("rb") as file:
-                data = file.read(_PASSWORD_FILE_LIMIT + 1)
-        except OSError as exc:
-            detail = _one_line(exc.strerror or type(exc).__name__)
-            raise PollError("auth", f"cannot read password_file {path}: {detail}") from None
-        if len(data) > _PASSWORD_FILE_LIMIT:
-            raise PollError("auth", f"password_file {path} is larger than 64KiB")
-        try:
-            secret = data.decode("utf-8-sig").strip()
-        except UnicodeDecodeError:
-            raise PollError("auth", f"password_file {path} is not valid UTF-8") from None
-        if not secret:
-            raise PollError("auth", f"password_file {path} is empty")
-        return secret
+            return read_secret_file(path)
+        except SecretFileError as exc:
+            raise PollError("auth", _one_line(exc.describe("password_file"))) from None
 
     return read
 

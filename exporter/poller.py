@@ -29,6 +29,7 @@ from exporter.logs import get_logger
 from exporter.parse import ParseError, iter_entries
 from exporter.reasons import PollError
 from exporter.redact import redact, register_credentials
+from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.snapshot import FinishedLedger, PollResult, build
 from exporter.state import ServerState
 
@@ -394,12 +395,9 @@ def _digest(secret: str) -> bytes:
 def _read_secret(path: str) -> str | None:
     """The password in ``path`` as the configuration reads it, or None if there is none."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        secret = data.decode("utf-8-sig").strip()
-    except (OSError, UnicodeDecodeError):
+        return read_secret_file(path)
+    except SecretFileError:
         return None
-    return secret or None
 
 
 def _iso(timestamp: float) -> str:
