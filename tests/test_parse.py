@@ -174,14 +174,21 @@ def test_unreadable_json_documents(body: bytes) -> None:
         list(iter_json(io.BytesIO(body)))
 
 
-def test_xxe_and_entity_expansion_are_not_resolved() -> None:
-    (entry,) = read("xxe.xml")
-    assert isinstance(entry, SessionRecord)
+def test_an_answer_with_a_dtd_is_refused_before_any_entity_is_read() -> None:
+    # The EM never sends a DTD. Refusing one is what guarantees that no entity (a file, a
+    # URL, or a billion laughs) is ever expanded: a streaming parser would expand internal ones.
+    with pytest.raises(ParseError, match="DTD") as caught:
+        read("xxe.xml")
     hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else ""
-    assert entry.session_type == "CollectJob"
     if hostname:
-        assert hostname not in entry.session_type
-    assert "lol" not in entry.message
+        assert hostname not in str(caught.value)
+    assert "lol" not in str(caught.value)
+
+
+def test_an_undeclared_entity_is_malformed() -> None:
+    body = b"<SystemSessions><Sessions><Message>&lol;</Message></Sessions></SystemSessions>"
+    with pytest.raises(ParseError, match="malformed XML"):
+        list(iter_xml(io.BytesIO(body)))
 
 
 @pytest.mark.parametrize(
