@@ -440,7 +440,7 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
     parser = etree.XMLParser(
         # lxml's stubs want str-or-bytes handlers and a comment() one; lxml hands this
         # target str, and comments are removed before they reach it.
-        target=cast(etree.ParserTarget, reader),
+        target=cast("etree.ParserTarget", reader),
         **HARDENED_XML,
         remove_comments=True,
         remove_pis=True,
