@@ -196,6 +196,8 @@ def test_a_character_split_across_reads_is_kept_whole() -> None:
     cut = body.index("\u2019".encode()) + 1  # inside the three bytes of the apostrophe
     chunks = [body[:cut], body[cut:]]
     assert record(list(iter_xml(lazy(chunks)))).message == message
+    one_byte_reads = lazy(body[i : i + 1] for i in range(len(body)))
+    assert record(list(iter_xml(one_byte_reads))).message == message
     assert b"".join(repaired_utf8([b"ok \xe2\x82"])) == "ok \ufffd".encode()
 
 
