@@ -120,11 +120,11 @@ def parse_timestamp(text: str) -> float | None:
         return None
     h, mi, s = int(hour), int(minute), int(second)
     try:
-        if h > 23 or mi > 59 or s > 59:
-            raise ValueError
-        days = _epoch_day(year, month, day)
-    except ValueError as exc:
-        raise _NotADate(f"not a timestamp: {text[:40]!r}") from exc
+        days: int | None = _epoch_day(year, month, day)
+    except ValueError:  # no such day
+        days = None
+    if days is None or h > 23 or mi > 59 or s > 59:
+        raise _NotADate(f"not a timestamp: {text[:40]!r}")
     seconds = float(days * 86400 + h * 3600 + mi * 60 + s)
     if fraction:
         seconds += int(fraction) / _SCALE[len(fraction)]

@@ -69,7 +69,17 @@ def test_no_time_values(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["yesterday", "2025-13-01T00:00:00Z", "2025-01-27", "2025-01-27T17:05:52.12345678Z"]
+    "text",
+    [
+        "yesterday",
+        "2025-13-01T00:00:00Z",
+        "2025-02-30T00:00:00Z",
+        "2025-01-27T24:00:00Z",
+        "2025-01-27T23:60:00Z",
+        "2025-01-27T23:59:60Z",
+        "2025-01-27",
+        "2025-01-27T17:05:52.12345678Z",
+    ],
 )
 def test_unreadable_timestamps(text: str) -> None:
     with pytest.raises(ValueError, match="not a timestamp"):
