@@ -1,11 +1,15 @@
 """What every Enterprise Manager body shares, for the client's small bodies and the parser's
 session collections alike: an optional UTF-8 byte-order mark, JSON keys whose case depends on
-the EM version (v12 PascalCase, v13 camelCase), and XML that must be read hardened.
+the EM version (v12 PascalCase, v13 camelCase), XML that must be read hardened, and text that
+must come out valid whatever bytes the EM sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import codecs
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, TypedDict
 
 
@@ -23,6 +27,9 @@ HARDENED_XML: Final[_ParserOptions] = {
     "no_network": True,
 }
 
+REPLACEMENT: Final = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def strip_bom(body: bytes) -> bytes:
     return body.removeprefix(b"\xef\xbb\xbf")
@@ -31,3 +38,35 @@ def strip_bom(body: bytes) -> bytes:
 def fold_keys(obj: Mapping[Any, Any]) -> dict[str, Any]:
     """The object with lower-cased keys, so that lookups ignore the EM version's casing."""
     return {str(k).lower(): v for k, v in obj.items()}
+
+
+def valid_text(text: str) -> str:
+    """The text with each lone surrogate (a JSON ``\\ud800`` escape) replaced by U+FFFD, so
+    that it always encodes as UTF-8."""
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(REPLACEMENT, text)
+
+
+def json_text(body: bytes) -> str:
+    """A JSON body as text: BOM dropped, UTF-8 (or the UTF-16/32 that JSON allows), each
+    undecodable byte replaced by U+FFFD instead of failing the whole answer."""
+    body = strip_bom(body)
+    return body.decode(json.detect_encoding(body), "replace")
+
+
+def repaired_utf8(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The same UTF-8 byte stream with every undecodable byte replaced by U+FFFD.
+
+    Chunk boundaries may split a character; the decoder carries it over. ASCII chunks, the
+    common case, pass through untouched.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    for chunk in chunks:
+        if chunk.isascii() and not decoder.getstate()[0]:
+            yield chunk
+        else:
+            yield decoder.decode(chunk).encode()
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail.encode()
