@@ -27,9 +27,11 @@ from exporter.vocabulary import FINAL_STATES, RESULTS, RUNNING_STATE, UNKNOWN
 # EM's word, and the entry is unreadable rather than a series or a memory hog.
 NAME_LIMIT: Final = 100
 UID_LIMIT: Final = 256
-# The failure message as the failure-info label shows it (snapshot.clean_message renders the
-# same cut again: a message cut here is a fixed point of it).
-MESSAGE_LIMIT: Final = 200
+# How much of a failure message is kept when it is read: bounded, so a 100 MB message costs
+# nothing, yet well above the 200 code points of the failure-info label, because the label is
+# cut only after redaction: a secret the EM echoes at the label's edge is removed whole, never
+# shown in part.
+MESSAGE_READ_LIMIT: Final = 1000
 
 # An EM word, lower-cased, to its result: a result word or a final State both say one, in
 # Result/Result and (when that says nothing) in State.
@@ -72,7 +74,7 @@ class SessionRecord:
     running: bool
     result: str  # Success, Warning, Failed or Unknown; "" while running
     canceled: bool
-    message: str  # whitespace collapsed, at most MESSAGE_LIMIT code points
+    message: str  # whitespace collapsed, at most MESSAGE_READ_LIMIT code points
 
     @property
     def duration(self) -> float | None:
@@ -136,17 +138,17 @@ def parse_timestamp(text: str) -> float | None:
 
 
 def _message_prefix(text: str) -> tuple[str, bool]:
-    """Whitespace collapsed and left-stripped, at most MESSAGE_LIMIT + 2 code points; True
+    """Whitespace collapsed and left-stripped, at most MESSAGE_READ_LIMIT + 2 code points; True
     once cut, when nothing that follows can change the message any more."""
     text = _WHITESPACE.sub(" ", text).lstrip()
-    if len(text) > MESSAGE_LIMIT + 1:
-        return text[: MESSAGE_LIMIT + 2], True
+    if len(text) > MESSAGE_READ_LIMIT + 1:
+        return text[: MESSAGE_READ_LIMIT + 2], True
     return text, False
 
 
 def cut_message(message: str) -> str:
-    """A failure message as the failure-info label shows it: valid text, whitespace collapsed
-    to single spaces, stripped, cut to MESSAGE_LIMIT code points. Idempotent."""
+    """A failure message as it is kept: valid text, whitespace collapsed to single spaces,
+    stripped, cut to MESSAGE_READ_LIMIT code points. Idempotent."""
     if len(message) <= _SLICE:
         # str.split() splits on the whitespace that \s matches, and drops both ends.
         kept = " ".join(message.split())
@@ -157,7 +159,7 @@ def cut_message(message: str) -> str:
             if full:
                 break
         kept = kept.rstrip()
-    return valid_text(kept[:MESSAGE_LIMIT].rstrip())
+    return valid_text(kept[:MESSAGE_READ_LIMIT].rstrip())
 
 
 def _result_of(word: str) -> str | None:

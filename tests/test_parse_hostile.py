@@ -25,7 +25,7 @@ from test_parse import LazyStream, session_xml
 from exporter.collector import SessionCollector
 from exporter.emformat import repaired_utf8
 from exporter.parse import (
-    MESSAGE_LIMIT,
+    MESSAGE_READ_LIMIT,
     NAME_LIMIT,
     STALL_LIMIT,
     UID_LIMIT,
@@ -284,27 +284,32 @@ def test_xml_and_json_agree_on_every_field_whatever_its_whitespace() -> None:
 # --- the failure message is cut when it is read ---------------------------------------------
 
 
-def test_message_limit_is_the_rendered_one() -> None:
-    assert MESSAGE_LIMIT == RENDERED_MESSAGE_LIMIT
+def test_the_message_is_kept_longer_than_the_label_shows() -> None:
+    # The label is cut after redaction; the kept text must reach well past the label's edge.
+    assert MESSAGE_READ_LIMIT >= 4 * RENDERED_MESSAGE_LIMIT
 
 
-def test_cut_message_is_idempotent_and_a_fixed_point_of_the_render_cut() -> None:
+def test_cut_message_is_idempotent_and_renders_as_the_whole_message_would() -> None:
     rng = random.Random(7)
     samples = [_random_text(rng) for _ in range(2000)]
     samples += ["a" * 199 + " b", " " * 100_000 + "x  y", "z" * 70_000, "\u3000" * 70_000]
     for message in samples:
         cut = cut_message(message)
-        assert len(cut) <= MESSAGE_LIMIT
+        assert len(cut) <= MESSAGE_READ_LIMIT
         assert cut_message(cut) == cut
-        assert clean_message(cut) == cut
-        # What the render would have shown, without the trailing space a cut can leave.
-        assert cut == clean_message(message).rstrip()
+        # The label shows the same as it would have shown for the whole message.
+        assert clean_message(cut).rstrip() == clean_message(message).rstrip()
 
 
 def test_a_long_message_is_cut_in_the_record() -> None:
     words = "The RPC server is unavailable.\r\n\t " * 100_000  # 3.5 MB
     expected = cut_message(words)
-    assert len(expected) == MESSAGE_LIMIT and "  " not in expected and "\n" not in expected
+    # Cut at the limit, less a space that the cut left at the end.
+    assert (
+        MESSAGE_READ_LIMIT - 1 <= len(expected) <= MESSAGE_READ_LIMIT
+        and "  " not in expected
+        and "\n" not in expected
+    )
     assert record(xml(xml_answer(message=words.encode()))).message == expected
     assert record(js(json_answer(message=words))).message == expected
 
@@ -419,7 +424,7 @@ _OUTCOMES = {
     "unknown_children": "1 records, 0 unreadable, message 0",
     "huge_attributes": "1 records, 0 unreadable, message 0",
     "one_endless_attribute": "ParseError: a single XML tag, attribute or comment longer than 1 MiB",
-    "huge_message": "1 records, 0 unreadable, message 200",
+    "huge_message": "1 records, 0 unreadable, message 999",
     "references_root": "ParseError: the EM answered references instead of entities",
 }
 
