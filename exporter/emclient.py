@@ -42,6 +42,7 @@ from exporter.config import ServerConfig
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
 from exporter.logs import get_logger, register_secret
 from exporter.reasons import PollError
+from exporter.redact import register_token
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.sizes import format_size
 
@@ -376,6 +377,10 @@ class EMClient:
             session_id = _session_id_from(body) if body is not None else None
             if session_id is None:
                 session_id = _session_id_from_location(response.headers.get("Location"))
+        # An EM may echo its token in an error body or a session's message; never show it.
+        register_token(token)
+        if session_id is not None:
+            register_token(session_id)
         with self._lock:
             self._token = token
             self._session_id = session_id
