@@ -222,6 +222,12 @@ class Poller:
             self._metrics.last_success.labels(name).set(now)
             if result.skipped:
                 self._metrics.skipped.labels(name).inc(result.skipped)
+            if result.unreadable:
+                self._log.debug(
+                    "unreadable session entries skipped",
+                    entries=sum(result.unreadable.values()),
+                    why="; ".join(f"{why}: {n}" for why, n in sorted(result.unreadable.items())),
+                )
             if result.dropped_types:
                 self._log.warning(
                     "session types over max_session_types dropped",

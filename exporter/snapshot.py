@@ -135,6 +135,8 @@ class PollResult:
     dropped_types: frozenset[str] = frozenset()  # beyond max_types
     dropped_entries: int = 0
     newest_created: float | None = None  # the EM's clock, as far as its answer shows it
+    # Why entries were unreadable ("no UID", ...: a short fixed vocabulary), with counts.
+    unreadable: Mapping[str, int] = field(default_factory=dict)
 
 
 def build(
@@ -164,7 +166,7 @@ def build(
     newcomers: list[str] = []
     dropped: set[str] = set()
     dropped_entries = 0
-    unreadable = 0
+    unreadable: dict[str, int] = {}
     retained: set[str] = set()
     # The prune's horizon is at most taken_at minus the retention, so only entries older
     # than that can be reached by it; they are kept whatever the filter or the cap says.
@@ -172,7 +174,7 @@ def build(
     newest_created: float | None = None
     for entry in entries:
         if isinstance(entry, UnreadableEntry):
-            unreadable += 1
+            unreadable[entry.why] = unreadable.get(entry.why, 0) + 1
             continue
         if newest_created is None or entry.created > newest_created:
             newest_created = entry.created
@@ -230,12 +232,13 @@ def build(
     return PollResult(
         snapshot=snapshot,
         newly_finished=tuple(fresh.values()),
-        skipped=unreadable + dropped_entries,
+        skipped=sum(unreadable.values()) + dropped_entries,
         allows=allows,
         retained=frozenset(retained),
         dropped_types=frozenset(dropped),
         dropped_entries=dropped_entries,
         newest_created=newest_created,
+        unreadable=MappingProxyType(unreadable),
     )
 
 

@@ -503,3 +503,20 @@ def test_an_empty_first_answer_leaves_the_baseline_to_the_next() -> None:
     assert poller.poll_once() and failed() is None
     assert poller.poll_once() and failed() == 0
     assert poller.poll_once() and failed() == 1
+
+
+def test_unreadable_entries_are_logged_at_debug_with_why(caplog: pytest.LogCaptureFixture) -> None:
+    good = xml_answer(Session("ok-1"))
+    broken = good.replace(b"</SystemSessions>", b"") + (
+        b'<Sessions UID="urn:veeam:SystemSession:x"><SessionType>CollectJob</SessionType>'
+        b"<State>Failed</State></Sessions>"
+        b"<Sessions><SessionType>CollectJob</SessionType></Sessions></SystemSessions>"
+    )
+    poller, registry = scripted([broken])
+    with caplog.at_level(logging.DEBUG, logger="exporter.poller"):
+        assert poller.poll_once()
+    (line,) = [r for r in caplog.records if r.getMessage() == "unreadable session entries skipped"]
+    fields = line.__dict__["fields"]
+    assert fields["entries"] == 2
+    assert fields["why"] == "no CreationTimeUTC: 1; no UID: 1"
+    assert value(registry, "veeam_em_skipped_sessions_total", server="em01") == 2
