@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -243,3 +244,18 @@ class ExporterProcess:
             self.proc.kill()
             self.proc.wait(5.0)
         self._reader.join(5.0)
+
+
+def write_config(tmp_path: Path, sim: SimulatedEM, password: str, timeout: str) -> Path:
+    """A one-server config file for the real process, pointing at ``sim``."""
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "poll_interval: 10s\n"
+        "servers:\n"
+        "  - name: em01\n"
+        f"    url: {sim.url}\n"
+        f"    username: '{sim.settings.username}'\n"
+        f"    password: '{password}'\n"
+        f"    timeout: {timeout}\n"
+    )
+    return config

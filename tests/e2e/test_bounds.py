@@ -17,7 +17,7 @@ from exporter.config import Format, TLSConfig
 from exporter.simulator import SimulatedEM
 
 from .conftest import MakeExporter, MakeSim
-from .helpers import ExporterProcess, need_openssl, scrape, server_config
+from .helpers import ExporterProcess, need_openssl, scrape, server_config, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -220,16 +220,8 @@ def test_sigterm_while_the_em_trickles_the_logout_exits_within_seconds(
     make_sim: MakeSim, tmp_path: Path
 ) -> None:
     sim = make_sim()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        "poll_interval: 10s\n"
-        "servers:\n"
-        "  - name: em01\n"
-        f"    url: {sim.url}\n"
-        f"    username: '{sim.settings.username}'\n"
-        f"    password: '{sim.settings.password}'\n"
-        "    timeout: 60s\n"  # a per-read timeout this long could never end the logout
-    )
+    # A per-read timeout this long could never end the logout.
+    config = write_config(tmp_path, sim, sim.settings.password, timeout="60s")
     process = ExporterProcess(["--config.file", str(config), "--web.listen-address", "127.0.0.1:0"])
     try:
         base = process.listening_base()

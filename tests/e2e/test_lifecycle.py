@@ -10,7 +10,7 @@ import pytest
 import requests
 from fakes import wait_for
 
-from exporter.simulator import SimSession, SimulatedEM
+from exporter.simulator import SimSession
 
 from . import reference
 from .conftest import MakeExporter, MakeSim
@@ -21,6 +21,7 @@ from .helpers import (
     assert_samples_equal,
     scrape,
     server_config,
+    write_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -178,20 +179,6 @@ def test_a_type_that_leaves_the_window_keeps_its_counters_but_not_its_gauges(
     assert result.select(SESSION_GAUGES, session_type="OnceJob") == {}
     expected = reference.counters("em01", types | {"OnceJob"}, counted=[once])
     assert_samples_equal(result.select(COUNTERS, server="em01"), expected)
-
-
-def write_config(tmp_path: Path, sim: SimulatedEM, password: str, timeout: str) -> Path:
-    config = tmp_path / "config.yml"
-    config.write_text(
-        "poll_interval: 10s\n"
-        "servers:\n"
-        "  - name: em01\n"
-        f"    url: {sim.url}\n"
-        f"    username: '{sim.settings.username}'\n"
-        f"    password: '{password}'\n"
-        f"    timeout: {timeout}\n"
-    )
-    return config
 
 
 def test_the_real_process_logs_out_on_sigterm_and_exits_0(
