@@ -54,5 +54,11 @@ def problems(
         try:
             assert_samples_equal(got_samples, want_samples)
         except AssertionError as exc:
-            found.append(f"{server} {label} differ from the records: {exc}")
+            found.append(f"{server} {label} differ from the records: {_first_lines(str(exc))}")
     return found
+
+
+def _first_lines(text: str, limit: int = 12) -> str:
+    lines = text.splitlines()
+    more = f"\n... {len(lines) - limit} more lines" if len(lines) > limit else ""
+    return "\n".join(lines[:limit]) + more

@@ -52,6 +52,7 @@ class FaultInjector:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.served: Counter[tuple[str, str]] = Counter()
+        self.served_by_server: Counter[str] = Counter()
         self.injected: Counter[tuple[str, str]] = Counter()
         self.problems: list[str] = []
 
@@ -92,6 +93,7 @@ class FaultInjector:
             where, kind, count = target.in_flight
             with self._lock:
                 self.served[(where, kind)] += count
+                self.served_by_server[target.name] += count
             target.in_flight = None
             target.next_at = time.monotonic() + target.rng.uniform(0.5, 1.5) * self._pause
         if time.monotonic() < target.next_at:

@@ -41,6 +41,19 @@ def sample(pid: int) -> Sample:
     return Sample(time.monotonic(), rss, len(os.listdir(f"/proc/{pid}/fd")), threads)
 
 
+def listen_overflows() -> int | None:
+    """TcpExt ListenOverflows of this network namespace: connections a full accept queue
+    dropped (any process's, so read it across a phase only this soak loads)."""
+    try:
+        with open("/proc/net/netstat", encoding="ascii") as netstat:
+            lines = [line.split() for line in netstat if line.startswith("TcpExt:")]
+    except OSError:
+        return None
+    if len(lines) != 2 or "ListenOverflows" not in lines[0]:
+        return None
+    return int(lines[1][lines[0].index("ListenOverflows")])
+
+
 def percentile(values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile; None for no values."""
     if not values:

@@ -17,7 +17,7 @@ from e2e.helpers import Scrape
 
 from bench.soak import check
 from bench.soak.faults import PLAN, FaultInjector
-from bench.soak.probe import ExporterUnderTest, Sample, percentile, sample
+from bench.soak.probe import ExporterUnderTest, Sample, listen_overflows, percentile, sample
 from exporter.simulator import SimSession, SimulatedEM, SimulatorSettings
 
 MIB = 1024.0
@@ -254,13 +254,15 @@ class Soak:
 
         self.begin("faults")
         injector = FaultInjector(
-            self.sims, timeout=EXPORTER_TIMEOUT, seed=self.args.seed, pause=1.0
+            self.sims, timeout=EXPORTER_TIMEOUT, seed=self.args.seed, pause=self.args.fault_pause
         )
         injector.start()
         try:
             time.sleep(0.55 * d)
             load = self.begin("load")
+            overflows = listen_overflows()
             latencies, errors = self.load(0.25 * d)
+            self.report_load(latencies, overflows)
             with self._phase_lock:
                 load.latencies.extend(latencies)
                 load.scrape_errors += errors
@@ -284,7 +286,7 @@ class Soak:
         self.judge_faults(injector)
         for name, sim in self.sims.items():
             self.failures.extend(check.problems(name, final_scrape, baseline[name], sim.sessions()))
-        self.report_counts(final_scrape, baseline)
+        self.report_counts(final_scrape, baseline, injector)
 
     # --- verdict -------------------------------------------------------------------------
 
@@ -325,15 +327,32 @@ class Soak:
                 faults_by_kind[kind] = faults_by_kind.get(kind, 0) + n
         print(f"faults by kind (simulators' own count): {dict(sorted(faults_by_kind.items()))}")
 
-    def report_counts(self, scrape: Scrape, baseline: dict[str, list[SimSession]]) -> None:
+    def report_load(self, latencies: Sequence[float], overflows_before: int | None) -> None:
+        slow = sum(1 for x in latencies if x >= 1.0)
+        after = listen_overflows()
+        dropped = (
+            "unknown"
+            if overflows_before is None or after is None
+            else f"{after - overflows_before}"
+        )
+        print(
+            f"load: {len(latencies)} good scrapes by {self.args.scrapers} threads, {slow} of"
+            f" them took 1 s or more; listen queue overflows meanwhile: {dropped}"
+        )
+
+    def report_counts(
+        self, scrape: Scrape, baseline: dict[str, list[SimSession]], injector: FaultInjector
+    ) -> None:
         for name, sim in self.sims.items():
             counted = len(check.counted_since(baseline[name], sim.sessions()))
             reported = sum(
                 scrape.select("veeam_em_system_sessions_finished_total", server=name).values()
             )
             errors = {r: int(v) for r, v in scrape.errors(name).items() if v}
+            polls = scrape.value("veeam_em_polls_total", server=name) or 0.0
             print(
-                f"{name}: {counted} sessions finished after the baseline, {reported:g} counted;"
+                f"{name}: {polls:g} polls, {injector.served_by_server[name]} faults;"
+                f" {counted} sessions finished after the baseline, {reported:g} counted;"
                 f" logons {scrape.value('veeam_em_logins_total', server=name) or 0:g};"
                 f" poll errors {errors}"
             )
@@ -414,6 +433,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scrapers", type=int, default=20, help="load threads (default 20)")
     parser.add_argument("--history-days", type=float, default=2.0, help="per EM (default 2)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--fault-pause",
+        type=float,
+        default=1.0,
+        help="mean seconds between one EM's fault batches (default 1)",
+    )
     parser.add_argument("--min-polls", type=int, default=2000, help="fail below (default 2000)")
     parser.add_argument("--rss-bound", type=float, default=25.0, help="MiB growth (default 25)")
     parser.add_argument("--fd-bound", type=int, default=8, help="fd growth (default 8)")
