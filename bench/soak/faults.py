@@ -34,6 +34,7 @@ class _Target:
     plan: list[tuple[str, str]] = field(default_factory=list)
     in_flight: tuple[str, str, int] | None = None
     next_at: float = 0.0
+    queued_at: float = 0.0
 
 
 class FaultInjector:
@@ -53,6 +54,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.served: Counter[tuple[str, str]] = Counter()
         self.served_by_server: Counter[str] = Counter()
+        self.longest_wait: dict[str, float] = {name: 0.0 for name in sims}  # queued -> served
         self.injected: Counter[tuple[str, str]] = Counter()
         self.problems: list[str] = []
 
@@ -94,6 +96,8 @@ class FaultInjector:
             with self._lock:
                 self.served[(where, kind)] += count
                 self.served_by_server[target.name] += count
+                waited = time.monotonic() - target.queued_at
+                self.longest_wait[target.name] = max(self.longest_wait[target.name], waited)
             target.in_flight = None
             target.next_at = time.monotonic() + target.rng.uniform(0.5, 1.5) * self._pause
         if time.monotonic() < target.next_at:
@@ -111,5 +115,6 @@ class FaultInjector:
             self._control("POST", target.sim, "/_sim/expire")
         self._control("POST", target.sim, "/_sim/faults?" + query)
         target.in_flight = (where, kind, count)
+        target.queued_at = time.monotonic()
         with self._lock:
             self.injected[(where, kind)] += count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import threading
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import requests
 from e2e.helpers import Scrape
@@ -351,7 +353,8 @@ class Soak:
             errors = {r: int(v) for r, v in scrape.errors(name).items() if v}
             polls = scrape.value("veeam_em_polls_total", server=name) or 0.0
             print(
-                f"{name}: {polls:g} polls, {injector.served_by_server[name]} faults;"
+                f"{name}: {polls:g} polls, {injector.served_by_server[name]} faults (served at"
+                f" most {injector.longest_wait[name]:.1f} s after queued);"
                 f" {counted} sessions finished after the baseline, {reported:g} counted;"
                 f" logons {scrape.value('veeam_em_logins_total', server=name) or 0:g};"
                 f" poll errors {errors}"
@@ -446,8 +449,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SystemExit unwinds through the `finally` below, so the exporter and simulators stop.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="veeam-soak-") as workdir:
         soak = Soak(args, Path(workdir))
         try:
