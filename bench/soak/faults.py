@@ -2,8 +2,8 @@
 
 One fault batch at a time per EM: the next is queued only once the EM's queues are empty, so
 every injected fault is known to have been served (or is cleared at the end), and the EM is
-not starved of good polls. Logon faults need a logon: every token is expired first, so the
-next poll's fetch gets a 401 and the exporter logs on into the fault.
+not starved of good polls. Logon faults need a logon: every token is expired once the fault
+is queued, so the next poll's fetch gets a 401 and the exporter logs on into the fault.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from exporter.simulator import FAULT_KINDS, SimulatedEM
 
 # An empty collection is no answer to a logon (the simulator refuses it there).
 LOGON_KINDS = tuple(k for k in FAULT_KINDS if k != "empty")
+STUCK_AFTER = 15.0  # seconds a batch may wait to be served before the EM is nudged
 PLAN: tuple[tuple[str, str], ...] = (
     *(("systemSessions", k) for k in FAULT_KINDS),
     *(("logon", k) for k in LOGON_KINDS),
@@ -54,6 +55,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.served: Counter[tuple[str, str]] = Counter()
         self.served_by_server: Counter[str] = Counter()
+        self.nudges: Counter[str] = Counter()
         self.longest_wait: dict[str, float] = {name: 0.0 for name in sims}  # queued -> served
         self.injected: Counter[tuple[str, str]] = Counter()
         self.problems: list[str] = []
@@ -90,6 +92,12 @@ class FaultInjector:
         pending = self._control("GET", target.sim, "/_sim/stats")["pending_faults"]
         assert isinstance(pending, dict)
         if any(pending.values()):
+            if time.monotonic() - target.queued_at > STUCK_AFTER:
+                # A logon fault still waits: the exporter holds a token that works. Make it log
+                # on again (counted, as it would mean the above did not hold).
+                self._control("POST", target.sim, "/_sim/expire")
+                target.queued_at = time.monotonic()
+                self.nudges[target.name] += 1
             return
         if target.in_flight is not None:
             where, kind, count = target.in_flight
@@ -111,9 +119,11 @@ class FaultInjector:
         if kind == "delay":
             # Past the timeout the poll fails ("timeout"); under it, it is only slow.
             query += f"&delay={target.rng.choice((1.5, 0.3)) * self._timeout:.2f}"
-        if where == "logon":
-            self._control("POST", target.sim, "/_sim/expire")
         self._control("POST", target.sim, "/_sim/faults?" + query)
+        if where == "logon":
+            # After the fault is queued: a poll between an expiry and the queueing would log on
+            # cleanly, and the fault would wait for a logon that never comes.
+            self._control("POST", target.sim, "/_sim/expire")
         target.in_flight = (where, kind, count)
         target.queued_at = time.monotonic()
         with self._lock:

@@ -354,7 +354,8 @@ class Soak:
             polls = scrape.value("veeam_em_polls_total", server=name) or 0.0
             print(
                 f"{name}: {polls:g} polls, {injector.served_by_server[name]} faults (served at"
-                f" most {injector.longest_wait[name]:.1f} s after queued);"
+                f" most {injector.longest_wait[name]:.1f} s after queued,"
+                f" {injector.nudges[name]} nudged);"
                 f" {counted} sessions finished after the baseline, {reported:g} counted;"
                 f" logons {scrape.value('veeam_em_logins_total', server=name) or 0:g};"
                 f" poll errors {errors}"
