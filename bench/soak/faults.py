@@ -57,7 +57,6 @@ class FaultInjector:
         self.served_by_server: Counter[str] = Counter()
         self.nudges: Counter[str] = Counter()
         self.longest_wait: dict[str, float] = {name: 0.0 for name in sims}  # queued -> served
-        self.injected: Counter[tuple[str, str]] = Counter()
         self.problems: list[str] = []
 
     def start(self) -> None:
@@ -126,5 +125,3 @@ class FaultInjector:
             self._control("POST", target.sim, "/_sim/expire")
         target.in_flight = (where, kind, count)
         target.queued_at = time.monotonic()
-        with self._lock:
-            self.injected[(where, kind)] += count
