@@ -312,9 +312,9 @@ class Soak:
         polls = sum(p.polls for p in self.phases)
         if polls < a.min_polls:
             self.failures.append(f"only {polls:g} polls (at least {a.min_polls} asked)")
-        monitor_errors = sum(p.scrape_errors for p in self.phases if p.name != "load")
-        if monitor_errors:
-            self.failures.append(f"{monitor_errors} monitoring scrapes failed")
+        failed = {p.name: p.scrape_errors for p in self.phases if p.scrape_errors}
+        if failed:
+            self.failures.append(f"scrapes failed, by phase: {failed}")
 
     def judge_faults(self, injector: FaultInjector) -> None:
         self.failures.extend(f"fault injection: {p}" for p in injector.problems[:5])
