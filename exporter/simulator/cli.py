@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--tls", action="store_true", help="serve HTTPS with a generated self-signed certificate")
     a("--hostname-in-hrefs", metavar="NAME",
       help="host name written into hrefs (default: the Host header of each request)")  # fmt: skip
+    a("--extra-session-types", type=int, default=_DEFAULTS.extra_session_types, metavar="N",
+      help="N more session types, one finished session each (default: %(default)s)")  # fmt: skip
     a("--log-requests", action="store_true", help="log every request to stderr")
     return p
 
@@ -79,6 +81,7 @@ def settings_from(args: argparse.Namespace) -> SimulatorSettings:
         host=args.host,
         port=args.port,
         hostname_in_hrefs=args.hostname_in_hrefs,
+        extra_session_types=args.extra_session_types,
     )
 
 

@@ -28,6 +28,7 @@ class SimCore:
             history_days=settings.history_days,
             start=self.clock.now(),
         )
+        self.store.extras.set_count(settings.extra_session_types, self.clock.now())
         self.logons = LogonStore(self.clock.base_now, lambda: self.settings.token_idle_expiry)
         self.faults = FaultQueue()
         self.stats = SimStats(lambda: len(self.logons.active()))
@@ -44,6 +45,8 @@ class SimCore:
             new = updated(self._settings, knobs)
             if "speed" in knobs or "live" in knobs:
                 self.clock.configure(speed=new.speed, live=new.live)
+            if "extra_session_types" in knobs:
+                self.store.extras.set_count(new.extra_session_types, self.clock.now())
             self._settings = new
             return new
 

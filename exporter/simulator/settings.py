@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from exporter.simulator.extras import MAX_EXTRA_SESSION_TYPES
+
 WINDOW_DAYS = 30
 
 # Knobs that only make sense before the history is generated or the socket is bound.
@@ -32,6 +34,7 @@ class SimulatorSettings:
     host: str = "127.0.0.1"
     port: int = 0
     hostname_in_hrefs: str | None = None
+    extra_session_types: int = 0
 
 
 FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(SimulatorSettings))
@@ -80,6 +83,11 @@ def validate(settings: SimulatorSettings) -> None:
             settings.hostname_in_hrefs is None
             or (isinstance(settings.hostname_in_hrefs, str) and settings.hostname_in_hrefs != ""),
             "hostname_in_hrefs must be a non-empty string or None",
+        ),
+        (
+            _is_int(settings.extra_session_types)
+            and 0 <= settings.extra_session_types <= MAX_EXTRA_SESSION_TYPES,
+            f"extra_session_types must be an integer from 0 to {MAX_EXTRA_SESSION_TYPES:,}",
         ),
     ]
     for ok, message in checks:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 import uuid
 from datetime import datetime, timedelta
 
 from exporter.simulator.catalog import display_name
 from exporter.simulator.events import events_of
+from exporter.simulator.extras import ExtraTypes
 from exporter.simulator.history import backup_server_names, generate_day
 from exporter.simulator.model import IN_PROGRESS, SimEvent, SimSession, result_for
 from exporter.simulator.records import Fixed, Planned, Record
@@ -30,6 +32,7 @@ class SessionStore:
         self._next_day = self._history_start.date()
         self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
+        self.extras = ExtraTypes(seed)
         with self._lock:
             self._advance(as_utc(start))
 
@@ -69,11 +72,14 @@ class SessionStore:
                 if view is not None:
                     out.append(view)
         out.sort(key=lambda s: s.id)
-        return out
+        extra = self.extras.views(horizon, vocabulary=vocabulary, digits=digits)
+        if not extra:
+            return out
+        return list(heapq.merge(out, extra, key=lambda s: s.id))
 
     def get(self, session_id: str, now: datetime, *, vocabulary: str, digits: int) -> SimSession:
         with self._lock:
-            record = self._visible(session_id, now)
+            record = self._visible(session_id, now, extras=True)
             view = _view(record, now, vocabulary, digits)
         assert view is not None  # _visible only returns visible records
         return view
@@ -83,7 +89,9 @@ class SessionStore:
     ) -> SimSession:
         """The record as it would be shown now, even if it is outside the window."""
         with self._lock:
-            record = self._records[session_id]
+            record = self._records.get(session_id) or self.extras.find(session_id)
+        if record is None:
+            raise KeyError(session_id)
         view = _view(record, now, vocabulary, digits)
         if view is None:
             raise KeyError(session_id)
@@ -91,16 +99,21 @@ class SessionStore:
 
     def events(self, session_id: str, now: datetime, *, digits: int) -> list[SimEvent]:
         with self._lock:
-            record = self._visible(session_id, now)
+            record = self._visible(session_id, now, extras=True)
         return [
             SimEvent(truncate(e.created, digits), e.message, e.order)
             for e in events_of(record, now)
         ]
 
-    def _visible(self, session_id: str, now: datetime) -> Record:
-        """The record, or KeyError if the API would not show it now."""
+    def _visible(self, session_id: str, now: datetime, *, extras: bool = False) -> Record:
+        """The record, or KeyError if the API would not show it now.
+
+        The extra types' sessions are only read: finishing or removing one is refused.
+        """
         self._advance(now)
         record = self._records.get(session_id.lower())
+        if record is None and extras:
+            record = self.extras.find(session_id)
         if record is None or record.created < now - WINDOW:
             raise KeyError(session_id)
         if isinstance(record, Planned) and record.created > now:
