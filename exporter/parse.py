@@ -32,6 +32,8 @@ UID_LIMIT: Final = 256
 # cut only after redaction: a secret the EM echoes at the label's edge is removed whole, never
 # shown in part.
 MESSAGE_READ_LIMIT: Final = 1000
+# Blanks allowed before a JSON answer's first character.
+_JSON_LEADING_LIMIT: Final = 1024 * 1024
 
 # An EM word, lower-cased, to its result: a result word or a final State both say one, in
 # Result/Result and (when that says nothing) in State.
@@ -531,8 +533,9 @@ def iter_json(stream: IO[bytes]) -> Iterator[Entry]:
 
     Undecodable bytes become U+FFFD, as do lone surrogates in the text that can reach a label.
     """
+    head = _json_head(stream)
     try:
-        document = json.loads(json_text(stream.read()))
+        document = json.loads(json_text(head + stream.read()))
     except ValueError as exc:
         raise ParseError(f"malformed JSON: {exc}") from None
     items: Any
@@ -550,6 +553,23 @@ def iter_json(stream: IO[bytes]) -> Iterator[Entry]:
         raise ParseError("'Sessions' is not an array")
     for item in items:
         yield _json_entry(item)
+
+
+def _json_head(stream: IO[bytes]) -> bytes:
+    """The answer's first bytes, up to its first character, which must open an object or an
+    array: JSON is read whole, so an answer that is no JSON at all (a gzip bomb of zeros, an
+    HTML page) must fail on its first read, not after filling memory up to max_answer_size."""
+    head = b""
+    while chunk := stream.read(_SLICE):
+        head += chunk
+        text = json_text(head).lstrip(" \t\r\n\ufeff")
+        if text:
+            if text[0] not in "{[":
+                raise ParseError(f"malformed JSON: the answer starts with {text[:1]!r}")
+            return head
+        if len(head) > _JSON_LEADING_LIMIT:
+            raise ParseError("malformed JSON: more than 1 MiB of blanks before the answer")
+    return head
 
 
 def iter_entries(stream: IO[bytes], fmt: Literal["xml", "json"]) -> Iterator[Entry]:

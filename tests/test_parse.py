@@ -5,6 +5,8 @@ unreadable entries and documents, entities never resolved, and flat memory while
 from __future__ import annotations
 
 import io
+import itertools
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -334,3 +336,24 @@ def test_xml_memory_does_not_grow_with_the_collection() -> None:
     small = _peak_rss_kib(5_000)
     large = _peak_rss_kib(100_000)
     assert large - small < 8 * 1024, (small, large)
+
+
+@pytest.mark.parametrize(
+    ("head", "starts_with"),
+    [(b"\x00" * 65536, "'\\x00'"), (b"<html><body>Service Unavailable", "'<'"), (b"x", "'x'")],
+)
+def test_a_json_answer_that_is_no_json_fails_on_its_first_read(
+    head: bytes, starts_with: str
+) -> None:
+    # JSON is read whole: an endless answer of junk must not be read up to the size cap.
+    endless = LazyStream(itertools.chain([head], itertools.repeat(b"\x00" * 65536)))
+    with pytest.raises(ParseError, match=f"the answer starts with {re.escape(starts_with)}"):
+        list(iter_json(endless))  # type: ignore[arg-type]
+    assert endless.reads <= 2
+
+
+def test_blanks_before_a_json_answer_are_fine_up_to_a_mebibyte() -> None:
+    body = b'{"Sessions": []}'
+    assert list(iter_json(io.BytesIO(b" \r\n\t" * 30_000 + body))) == []
+    with pytest.raises(ParseError, match="more than 1 MiB of blanks"):
+        list(iter_json(io.BytesIO(b" " * (1024 * 1024 + 70_000) + body)))

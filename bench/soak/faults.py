@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 
 import requests
 
-from exporter.simulator import FAULT_KINDS, SimulatedEM
+from exporter.simulator import FAULTS_FOR, SimulatedEM
 
-# An empty collection is no answer to a logon (the simulator refuses it there).
-LOGON_KINDS = tuple(k for k in FAULT_KINDS if k != "empty")
 STUCK_AFTER = 15.0  # seconds a batch may wait to be served before the EM is nudged
 PLAN: tuple[tuple[str, str], ...] = (
-    *(("systemSessions", k) for k in FAULT_KINDS),
-    *(("logon", k) for k in LOGON_KINDS),
+    *(("systemSessions", k) for k in FAULTS_FOR["systemSessions"]),
+    *(("logon", k) for k in FAULTS_FOR["logon"]),
 )
 
 

@@ -106,7 +106,16 @@ class Soak:
         ]
         path = self.workdir / "exporter.yml"
         path.write_text(
-            json.dumps({"poll_interval": "10s", "stale_after": "60s", "servers": servers}),
+            json.dumps(
+                {
+                    "poll_interval": "10s",
+                    "stale_after": "60s",
+                    # Ten times what these EMs answer, as a deployment would set it: the
+                    # oversized and gzip-bomb faults then meet the cap, not the default 1GiB.
+                    "max_answer_size": "32MiB",
+                    "servers": servers,
+                }
+            ),
             encoding="utf-8",
         )
         return path

@@ -32,6 +32,11 @@ _NOT_FOR: dict[str, frozenset[str]] = {
         {"malformed", "truncated", "empty", "oversized", "gzip_bomb", "location_only"}
     ),
 }
+# The faults each target accepts, in FAULT_KINDS order.
+FAULTS_FOR: dict[str, tuple[str, ...]] = {
+    target: tuple(kind for kind in FAULT_KINDS if kind not in _NOT_FOR[target])
+    for target in TARGETS
+}
 # An answer of at least this many decoded bytes, unless the injection says otherwise.
 DEFAULT_SIZES = {"oversized": 64 * 1024**2, "gzip_bomb": 10 * 1024**3}
 # A trickle with no delay given sends a byte a second.
