@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 
 import pytest
 from fakes import FIXTURES, FakeEM
+
+from exporter import logs
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    """Every log line of the test, at debug level, as logfmt."""
+    out = io.StringIO()
+    logs.setup("debug", "logfmt", out)
+    yield out
+    logs.setup("info", "logfmt")
 
 
 @pytest.fixture

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from exporter import logs
-
-
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    logs.setup("debug", "logfmt", out)
-    yield out
-    logs.setup("info", "logfmt")
 
 
 def test_logfmt_line_with_fields_and_quoting(stream: io.StringIO) -> None:

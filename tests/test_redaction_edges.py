@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests_mock as rm
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from exporter import logs
 from exporter.app import Exporter
 from exporter.config import Config, ServerConfig
 from exporter.web import make_app
@@ -61,14 +58,6 @@ def _assert_clean(text: str, where: str) -> None:
         assert secret[:8] not in text, (where, secret[:8])
 
 
-@pytest.fixture
-def log() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    logs.setup("debug", "logfmt", out)
-    yield out
-    logs.setup("info", "logfmt")
-
-
 def _page(exporter: Exporter) -> str:
     app = make_app(exporter.registry, exporter.server_infos, "/metrics")
     status: list[str] = []
@@ -82,7 +71,9 @@ def _page(exporter: Exporter) -> str:
     return body.decode()
 
 
-def test_echoed_secrets_never_leave_the_process(requests_mock: rm.Mocker, log: io.StringIO) -> None:
+def test_echoed_secrets_never_leave_the_process(
+    requests_mock: rm.Mocker, stream: io.StringIO
+) -> None:
     # The label cut (200) would fall inside the password; then every other secret follows.
     echoed = "x" * 195 + f" {PASSWORD} Authorization: Basic {BASIC} {TOKEN} {SESSION_ID}"
     requests_mock.post(f"{BASE}/api/sessionMngr/?v=latest", **_logon())
@@ -134,5 +125,5 @@ def test_echoed_secrets_never_leave_the_process(requests_mock: rm.Mocker, log: i
 
     exporter.stop()
     assert sessions.call_count == 3
-    assert "logged out" in log.getvalue()
-    _assert_clean(log.getvalue(), "log")
+    assert "logged out" in stream.getvalue()
+    _assert_clean(stream.getvalue(), "log")
