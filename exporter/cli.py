@@ -2,6 +2,7 @@
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT) or a good ``--config.check``; 1 when the
 exporter cannot start (the listen address is taken); 2 for a bad configuration or bad flags.
+``--em.check`` exits 0 when every EM answered, 1 when any failed, 2 for a bad configuration.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from exporter import __version__, logs
+from exporter import __version__, emcheck, logs
 from exporter.app import Exporter
 from exporter.config import (
     ENV_PATHS,
@@ -26,6 +27,7 @@ from exporter.config import (
     load_file,
     summary,
 )
+from exporter.config_warnings import config_warnings
 from exporter.web import HTTPServer, make_app, parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
 
@@ -115,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate the configuration, print a summary with secrets redacted, and exit",
     )
     parser.add_argument(
+        "--em.check",
+        dest="em_check",
+        action="store_true",
+        help="log on to every EM, read its sessions once, log out, print one line per EM, "
+        "and exit (0 all ok, 1 any failed); serves nothing",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="poll a built-in simulated Enterprise Manager on loopback; no other set-up needed",
@@ -153,6 +162,11 @@ def _start_demo() -> tuple[SimulatedEM, Config]:
     return sim, Config(servers=(server,))
 
 
+def log_config_warnings(config: Config) -> None:
+    for warning in config_warnings(config):
+        _log.warning("configuration warning", detail=warning)
+
+
 def _print_problems(title: str, exc: ConfigError) -> None:
     print(title, file=sys.stderr)
     for problem in exc.problems:
@@ -189,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
 
+    if args.demo and args.em_check:
+        print("--em.check and --demo cannot be combined", file=sys.stderr)
+        return 2
     sim: SimulatedEM | None = None
     try:
         if args.demo:
@@ -211,7 +228,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.config_check:
         print(summary(config))
+        warnings = config_warnings(config)
+        if warnings:
+            print("warnings:")
+            print("\n".join(f"  {warning}" for warning in warnings))
+    if args.em_check:
+        return emcheck.run(config)
+    if args.config_check:
         return 0
+
+    log_config_warnings(config)
 
     exporter = Exporter()
     exporter.apply(config)
@@ -234,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return "; ".join(exc.problems)
             exporter.apply(new_config)
             _log.info("configuration reloaded", servers=len(new_config.servers))
+            log_config_warnings(new_config)
             return None
 
     app = make_app(
