@@ -17,6 +17,7 @@ from fakes import free_port
 
 import exporter
 import exporter.emclient
+from exporter import redact
 from exporter.cli import main
 from exporter.simulator import SimulatedEM, SimulatorSettings
 
@@ -40,7 +41,7 @@ def sim() -> Iterator[SimulatedEM]:
 def tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every logon token and session id the client was handed, so a test can look for them."""
     seen: list[str] = []
-    register = exporter.emclient.register_token
+    register = redact.register_token
 
     def record(token: str) -> None:
         seen.append(token)
