@@ -226,3 +226,13 @@ def test_the_real_process_checks_and_exits(tmp_path: Path, sim: SimulatedEM) -> 
     assert OK_LINE.match(lines[0]), lines
     assert PASSWORD not in proc.stdout + proc.stderr
     assert sim.stats.active_tokens() == 0
+
+
+def test_with_config_check_the_summary_comes_first(
+    tmp_path: Path, sim: SimulatedEM, run: Run
+) -> None:
+    code, lines, _ = run(write_config(tmp_path, server_entry("em01", sim.url)), "--config.check")
+    assert code == 0
+    assert lines[0] == "1 server"
+    assert "warnings:" in lines
+    assert OK_LINE.match(lines[-1]), lines
