@@ -41,7 +41,9 @@ def check_server(
     except ParseError as exc:
         return False, _line(server, f"parse: {exc}")
     except Exception as exc:  # a bug must cost this server's line, never the other servers'
-        return False, _line(server, f"parse: unexpected {type(exc).__name__} while reading")
+        return False, _line(
+            server, f"parse: unexpected {type(exc).__name__} while reading the answer"
+        )
     finally:
         client.close(timeout=min(LOGOUT_TIMEOUT, server.timeout))
     elapsed = monotonic() - started

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import pytest
 from e2e.helpers import need_openssl
@@ -17,12 +18,14 @@ from fakes import free_port
 
 import exporter
 import exporter.emclient
-from exporter import redact
+from exporter import emcheck, redact
 from exporter.cli import main
+from exporter.config import Config, ServerConfig
 from exporter.simulator import SimulatedEM, SimulatorSettings
 
 pytestmark = pytest.mark.integration
 
+T = TypeVar("T")
 PASSWORD = "Em-Ch3ck-Pa55word"
 OK_LINE = re.compile(
     r"^(?P<name>\S+): ok, (?P<sessions>\d+) sessions? of (?P<types>\d+) types? in \d+\.\ds$"
@@ -236,3 +239,31 @@ def test_with_config_check_the_summary_comes_first(
     assert lines[0] == "1 server"
     assert "warnings:" in lines
     assert OK_LINE.match(lines[-1]), lines
+
+
+class _BrokenClient:
+    """A client whose fetch fails as a bug would, to see the check report it and log out."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T:
+        raise RuntimeError("bug")
+
+    def close(self, timeout: float = 3.0) -> None:
+        self.closed = True
+
+
+def test_an_unexpected_error_costs_that_servers_line_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = _BrokenClient()
+    servers = (
+        ServerConfig(name="em01", url="https://em01.example.com", username="u", password=PASSWORD),
+    )
+    code = emcheck.run(Config(servers=servers), client_factory=lambda server, on_logon: broken)
+    assert code == 1
+    assert capsys.readouterr().out == (
+        "em01: parse: unexpected RuntimeError while reading the answer\n"
+    )
+    assert broken.closed
