@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__, emcheck, logs
 from exporter.app import Exporter
+from exporter.build import current as current_build
 from exporter.config import (
     ENV_PATHS,
     ENV_VARIABLES,
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="poll a built-in simulated Enterprise Manager on loopback; no other set-up needed",
     )
-    parser.add_argument("--version", action="version", version=f"veeam-em-exporter {__version__}")
+    parser.add_argument("--version", action="version", version=current_build().line())
     return parser
 
 

@@ -1,16 +1,27 @@
 """The exporter's own metrics: the only mutable metric objects in the process.
 
-Poll health per server plus build info and the config reload gauges. Series for a server
-exist from the moment it is added, with all six error reasons at 0.
+Poll health per server plus build info, the config reload gauges and the standard `process_*`
+metrics. Series for a server exist from the moment it is added, with all six error reasons at 0.
+
+Of prometheus-client's default collectors only the process one is registered: CPU, memory, open
+file descriptors and start time are what an operator watches an exporter by (a leak, a restart
+loop, descriptors running out). The platform collector's `python_info` repeats build_info's
+`pythonversion`, and the GC collector's counters say nothing an operator can act on.
 """
 
 from __future__ import annotations
 
 from contextlib import suppress
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
-from exporter import __version__
+from exporter import build
 from exporter.reasons import REASONS
 
 
@@ -68,10 +79,11 @@ class ExporterMetrics:
         build_info = Gauge(
             "veeam_em_exporter_build_info",
             "Build information of the exporter; always 1.",
-            ["version"],
+            ["version", "revision", "pythonversion"],
             registry=registry,
         )
-        build_info.labels(__version__).set(1)
+        info = build.current()
+        build_info.labels(info.version, info.revision, info.python_version).set(1)
         self.reload_ok = Gauge(
             "veeam_em_config_last_reload_successful",
             "1 if the last configuration (re)load succeeded.",
@@ -82,6 +94,8 @@ class ExporterMetrics:
             "Unix time of the last successful configuration load.",
             registry=registry,
         )
+        # Reads /proc/self at each scrape; where there is no /proc it yields nothing.
+        ProcessCollector(registry=registry)
 
     def add_server(self, server: str) -> None:
         self.up.labels(server).set(0)

@@ -270,3 +270,20 @@ def test_a_logon_suspension_mutes_the_poll_and_credentials_alerts() -> None:
     assert match
     muted = {name for name in ALERT_NAMES if re.fullmatch(match.group(1), name)}
     assert muted == {"VeeamEMExporterPollFailing", "VeeamEMAuthenticationFailing"}
+
+
+def test_the_exporters_job_is_selected_in_one_place() -> None:
+    (job,) = load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]
+    rules = [r for g in groups() for r in g["rules"]]
+    # Every job matcher and every use of `up` in the rules: only the one recording rule.
+    with_job = [r for r in rules if re.search(r"\bjob\s*=", str(r["expr"]))]
+    with_up = [r for r in rules if re.search(r"(?<![\w:])up\b(?!\s*\()", str(r["expr"]))]
+    (selector,) = with_job
+    assert with_up == [selector]
+    assert selector["record"] == "veeam_em:exporter_up"
+    assert str(selector["expr"]).strip() == f'up{{job="{job["job_name"]}"}}'
+    (down,) = [r for r in alert_rules() if r["alert"] == "VeeamEMExporterDown"]
+    assert str(down["expr"]).strip() == (
+        "veeam_em:exporter_up == 0 or absent(veeam_em:exporter_up)"
+    )
+    assert down["labels"]["severity"] == "critical"

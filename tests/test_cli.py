@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
 from pathlib import Path
@@ -20,7 +21,7 @@ from fakes import (
     wait_for,
 )
 
-from exporter import __version__
+from exporter import __version__, build
 from exporter.cli import main
 from exporter.config import ENV_VARIABLES
 
@@ -48,7 +49,13 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"veeam-em-exporter {__version__}"
+    out = capsys.readouterr().out.strip()
+    # Which revision is right is tests/test_build.py's business; here: all three are printed.
+    revision = build.current().revision
+    assert revision
+    assert out == (
+        f"veeam-em-exporter {__version__} (revision {revision}, python {platform.python_version()})"
+    )
 
 
 def test_config_check_prints_a_summary_without_secrets(

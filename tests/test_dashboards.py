@@ -41,7 +41,7 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
     "veeam_em_logins_total": frozenset({"server"}),
     "veeam_em_logon_suspended": frozenset({"server"}),
     "veeam_em_skipped_sessions_total": frozenset({"server"}),
-    "veeam_em_exporter_build_info": frozenset({"version"}),
+    "veeam_em_exporter_build_info": frozenset({"version", "revision", "pythonversion"}),
     "veeam_em_config_last_reload_successful": frozenset(),
     "veeam_em_config_last_reload_success_timestamp_seconds": frozenset(),
     "veeam_em_system_sessions": frozenset({"server", "session_type", "state"}),
@@ -60,6 +60,14 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
     "veeam_em_system_session_oldest_running_start_timestamp_seconds": frozenset(
         {"server", "session_type"}
     ),
+    "process_cpu_seconds_total": frozenset(),
+    "process_virtual_memory_bytes": frozenset(),
+    "process_resident_memory_bytes": frozenset(),
+    "process_start_time_seconds": frozenset(),
+    "process_open_fds": frozenset(),
+    "process_max_fds": frozenset(),
+    # Not the exporter's: Prometheus writes it for every scrape of the exporter.
+    "up": frozenset(),
 }
 
 # Words of PromQL that look like identifiers but are not metric names.

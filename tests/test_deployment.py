@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -532,7 +533,11 @@ def test_installed_exporter_runs_version_and_config_check(installed: Path) -> No
     exporter = installed / "bin" / "veeam-em-exporter"
     result = run([str(exporter), "--version"])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"veeam-em-exporter {__version__}"
+    # An installed wheel has no checkout to ask git about.
+    python = platform.python_version()
+    assert result.stdout.strip() == (
+        f"veeam-em-exporter {__version__} (revision unknown, python {python})"
+    )
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_EM_")}
     env |= {

@@ -4,20 +4,33 @@ Four servers cover every kind of series: em01 (XML, baseline then new finishes, 
 em02 (JSON v13, then a failed poll: gauges stay until stale_after), em03 (never polled
 successfully: only poll health) and em04 (last success older than stale_after: counters only).
 
+Two things in it are not the exporter's to choose, so the test fixes them: the build
+information is pinned (a made-up revision and Python version, the real package version), and
+the values of the standard `process_*` samples, which the operating system measures at each
+scrape, are replaced with NaN. Their names, HELP and TYPE lines stay, so a metric added, lost
+or renamed still shows in the diff; the real values are checked for plausibility separately.
+
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/test_golden.py`` and
 review the diff.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 from fakes import Answer, ScriptedSource
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import __version__
 from exporter.app import Exporter
+from exporter.build import BuildInfo
 from exporter.config import Config, ServerConfig, SessionTypeFilter
 from exporter.poller import SessionSource
 from exporter.reasons import PollError
@@ -27,6 +40,16 @@ GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 T_POLL1 = 1738022400.0  # 2025-01-28T00:00:00Z
 T_POLL2 = T_POLL1 + 60
 T_SCRAPE = T_POLL2 + 30
+BUILD = BuildInfo(version=__version__, revision="abc1234", python_version="3.11.0")
+PROCESS_SAMPLE = re.compile(r"^(process_[a-z_]+(?:\{[^}]*\})?) \S+$", re.MULTILINE)
+PROCESS_METRICS = {
+    "process_cpu_seconds": "counter",
+    "process_virtual_memory_bytes": "gauge",
+    "process_resident_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
+}
 
 
 def _server(name: str, **kwargs: object) -> ServerConfig:
@@ -41,7 +64,8 @@ def _server(name: str, **kwargs: object) -> ServerConfig:
     )
 
 
-def render() -> str:
+def exposition() -> str:
+    """The exposition of the fixed input, process values as measured."""
     poll1 = (FIXTURES / "golden_poll1.xml").read_bytes()
     poll2 = (FIXTURES / "golden_poll2.xml").read_bytes()
     v13 = (FIXTURES / "sessions_v13.json").read_bytes()
@@ -57,7 +81,10 @@ def render() -> str:
     def factory(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
         return ScriptedSource(scripts[server.name], on_logon)
 
-    exporter = Exporter(clock=lambda: now[0], monotonic=lambda: next(ticks), client_factory=factory)
+    with mock.patch("exporter.build.current", return_value=BUILD):
+        exporter = Exporter(
+            clock=lambda: now[0], monotonic=lambda: next(ticks), client_factory=factory
+        )
     exporter.apply(
         Config(
             servers=(
@@ -79,6 +106,14 @@ def render() -> str:
         pollers[name].poll_once()
     now[0] = T_SCRAPE
     return generate_latest(exporter.registry).decode()
+
+
+def mask_process_values(text: str) -> str:
+    return PROCESS_SAMPLE.sub(r"\1 NaN", text)
+
+
+def render() -> str:
+    return mask_process_values(exposition())
 
 
 def test_exposition_matches_golden_file() -> None:
@@ -118,3 +153,41 @@ def test_golden_file_shows_the_rules_it_pins() -> None:
     assert 'veeam_em_system_sessions_finished_total{result="Success",server="em04"' in text
     # em03 never succeeded: no last-success gauge.
     assert 'veeam_em_last_successful_poll_timestamp_seconds{server="em03"}' not in text
+    # Build information: every label, pinned.
+    assert (
+        f'veeam_em_exporter_build_info{{pythonversion="3.11.0",revision="abc1234",'
+        f'version="{__version__}"}} 1.0'
+    ) in text
+
+
+def test_golden_file_has_the_process_metrics_masked() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(GOLDEN.read_text())}
+    process = {name: f.type for name, f in families.items() if name.startswith("process_")}
+    assert process == PROCESS_METRICS
+    for name in process:
+        (sample,) = families[name].samples
+        assert math.isnan(sample.value), f"{name} is not masked"
+
+
+def test_the_masked_process_values_are_real_measurements() -> None:
+    # The mask hides the values from the comparison; this checks that they are measured.
+    text = exposition()
+    values = {
+        s.name: s.value
+        for f in text_string_to_metric_families(text)
+        if f.name.startswith("process_")
+        for s in f.samples
+    }
+    assert set(values) == {
+        "process_cpu_seconds_total",
+        "process_virtual_memory_bytes",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_open_fds",
+        "process_max_fds",
+    }
+    assert values["process_resident_memory_bytes"] > 1_000_000
+    assert values["process_virtual_memory_bytes"] >= values["process_resident_memory_bytes"]
+    assert 0 < values["process_start_time_seconds"] <= time.time()
+    assert 0 < values["process_open_fds"] <= values["process_max_fds"]
+    assert values["process_cpu_seconds_total"] > 0

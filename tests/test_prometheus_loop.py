@@ -9,6 +9,10 @@ the rule file path and Alertmanager changed.
 The tests then ask Prometheus, over its HTTP API, whether the target is up, every rule is
 healthy, every dashboard query runs and returns data, the template variables have values, and
 whether a failed session injected into the simulator fires `VeeamEMSystemSessionFailed`.
+
+`VeeamEMExporterDown` gets an exporter and a Prometheus of its own, since its test stops that
+exporter; that Prometheus loads a copy of the shipped rules with only the alert's `for:`
+shortened.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -61,6 +66,9 @@ MAY_BE_EMPTY: dict[tuple[str, str], str] = {}
 # Deadlines, in seconds of wall time.
 STARTUP = 30.0
 SETTLE = 20.0
+# VeeamEMExporterDown's `for:` in the stopped-exporter test, instead of the shipped 5m: the
+# test rewrites a copy of the rule file, keeping the expression.
+DOWN_FOR = "3s"
 
 
 def free_port() -> int:
@@ -122,11 +130,11 @@ class Loop:
         pytest.fail(f"{what} within {timeout:.0f}s: {detail()}")
 
 
-def prometheus_config(target: str) -> dict[str, Any]:
+def prometheus_config(target: str, rules: Path = ALERTS) -> dict[str, Any]:
     """The shipped example configuration, pointed at the test's exporter and sped up."""
     config = cast(dict[str, Any], yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8")))
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(ALERTS)]
+    config["rule_files"] = [str(rules)]
     config.pop("alerting", None)  # no Alertmanager here; /api/v1/alerts shows the alerts
     (job,) = config["scrape_configs"]
     assert job["job_name"] == JOB
@@ -135,16 +143,9 @@ def prometheus_config(target: str) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatedEM]:
-    # 60x: a simulated CollectJob every 15 s of wall time per backup server. A week of
-    # history is enough for past failures (messages) and keeps each 1 s poll cheap.
-    with SimulatedEM(SimulatorSettings(live=True, speed=60.0, history_days=7)) as em:
-        yield em
-
-
-@pytest.fixture(scope="module")
-def exporter_target(simulator: SimulatedEM) -> Iterator[tuple[Exporter, str]]:
+@contextmanager
+def serving_exporter(simulator: SimulatedEM) -> Iterator[tuple[Exporter, HTTPServer]]:
+    """An exporter polling the simulator every second, serving /metrics on loopback."""
     exporter = Exporter()
     # Built directly, the config may poll more often than a file allows (10 s minimum).
     exporter.apply(
@@ -167,10 +168,74 @@ def exporter_target(simulator: SimulatedEM) -> Iterator[tuple[Exporter, str]]:
     http.start()
     exporter.start()
     try:
-        yield exporter, f"127.0.0.1:{http.port}"
+        yield exporter, http
     finally:
         exporter.stop()
         http.stop()
+
+
+@contextmanager
+def running_prometheus(
+    binary: str, work: Path, em: SimulatedEM, target: str, config: dict[str, Any]
+) -> Iterator[Loop]:
+    """Prometheus with `config` on a free loopback port, once ready; stopped on exit."""
+    path = work / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    log = work / "prometheus.log"
+    port = free_port()
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={path}",
+                f"--storage.tsdb.path={work / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=info",
+            ],
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        result = Loop(em, target, base, log)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                return True  # reported below
+            try:
+                return requests.get(base + "/-/ready", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        result.eventually(ready, "Prometheus did not become ready", STARTUP)
+        if process.poll() is not None:
+            pytest.fail(
+                f"prometheus exited with {process.returncode}:\n{log.read_text(errors='replace')}"
+            )
+        yield result
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatedEM]:
+    # 60x: a simulated CollectJob every 15 s of wall time per backup server. A week of
+    # history is enough for past failures (messages) and keeps each 1 s poll cheap.
+    with SimulatedEM(SimulatorSettings(live=True, speed=60.0, history_days=7)) as em:
+        yield em
+
+
+@pytest.fixture(scope="module")
+def exporter_target(simulator: SimulatedEM) -> Iterator[tuple[Exporter, str]]:
+    with serving_exporter(simulator) as (exporter, http):
+        yield exporter, f"127.0.0.1:{http.port}"
 
 
 @pytest.fixture(scope="module")
@@ -191,41 +256,8 @@ def loop(
     assert poller.status.last_error is None, poller.status.last_error
 
     work = tmp_path_factory.mktemp("prometheus")
-    config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(target)), encoding="utf-8")
-    log = work / "prometheus.log"
-    port = free_port()
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [
-                prometheus_path,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={work / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=info",
-            ],
-            cwd=work,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        result = Loop(simulator, target, base, log)
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                return True  # reported below
-            try:
-                return requests.get(base + "/-/ready", timeout=1).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        result.eventually(ready, "Prometheus did not become ready", STARTUP)
-        if process.poll() is not None:
-            pytest.fail(
-                f"prometheus exited with {process.returncode}:\n{log.read_text(errors='replace')}"
-            )
+    config = prometheus_config(target)
+    with running_prometheus(prometheus_path, work, simulator, target, config) as result:
         # Once Prometheus holds the exporter's baseline (histograms at 0): sessions that
         # finish and are counted (so rate() over the histogram sees an increase, as the
         # duration quantiles and the 7-day mean need), and one that keeps running (age of the
@@ -249,13 +281,6 @@ def loop(
         )
         simulator.add_session("DatabaseMaintenance", created=now - timedelta(minutes=5))
         yield result
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- target and rules -----------------------------------------------------------------------------
@@ -432,9 +457,81 @@ def test_injected_failure_fires_the_alert(loop: Loop) -> None:
     assert alert["annotations"]["runbook_url"].endswith("#veeamemsystemsessionfailed")
     # The exporter itself is healthy: none of its own alerts is even pending.
     exporter_alerts = {
+        "VeeamEMExporterDown",
         "VeeamEMExporterPollFailing",
         "VeeamEMAuthenticationFailing",
         "VeeamEMDataStale",
         "VeeamEMExporterTokenChurn",
     }
     assert not [a for a in alerts if a["labels"]["alertname"] in exporter_alerts]
+
+
+# --- the exporter's own death --------------------------------------------------------------------
+
+
+def rules_with_short_down_for(path: Path) -> Path:
+    """A copy of the shipped rules with only VeeamEMExporterDown's `for:` set to DOWN_FOR."""
+    data = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    (rule,) = [
+        r for g in data["groups"] for r in g["rules"] if r.get("alert") == "VeeamEMExporterDown"
+    ]
+    assert rule["for"] == "5m"
+    rule["for"] = DOWN_FOR
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_stopping_the_exporter_fires_exporter_down(
+    prometheus_path: str, simulator: SimulatedEM, tmp_path: Path
+) -> None:
+    # Its own exporter and Prometheus: stopping the module's exporter would end the other tests.
+    with serving_exporter(simulator) as (exporter, http):
+        target = f"127.0.0.1:{http.port}"
+        config = prometheus_config(target, rules_with_short_down_for(tmp_path / "alerts.yml"))
+        with running_prometheus(prometheus_path, tmp_path, simulator, target, config) as prom:
+            alerts: list[dict[str, Any]] = []
+
+            def down_alerts() -> list[dict[str, Any]]:
+                alerts[:] = prom.api("alerts")["alerts"]
+                return [a for a in alerts if a["labels"]["alertname"] == "VeeamEMExporterDown"]
+
+            # Before the first scrape, `up` is absent and the absent() arm may be pending.
+            prom.eventually(
+                lambda: (
+                    bool(prom.query(f'veeam_em:exporter_up{{instance="{target}"}} == 1'))
+                    and not down_alerts()
+                ),
+                "the exporter was not seen up with VeeamEMExporterDown inactive",
+                STARTUP,
+                detail=lambda: f"active alerts: {alerts}",
+            )
+
+            exporter.stop()
+            http.stop()
+
+            def firing() -> list[dict[str, Any]]:
+                return [
+                    a
+                    for a in down_alerts()
+                    if a["state"] == "firing" and a["labels"].get("instance") == target
+                ]
+
+            prom.eventually(
+                lambda: bool(firing()),
+                f"VeeamEMExporterDown was not firing for {target}",
+                SETTLE,
+                detail=lambda: f"active alerts: {alerts}",
+            )
+            (alert,) = firing()
+            assert alert["labels"]["job"] == JOB
+            assert alert["labels"]["severity"] == "critical"
+            assert alert["annotations"]["summary"] == f"veeam-em-exporter {target} is down"
+            assert "no other Veeam EM alert can fire" in alert["annotations"]["description"]
+            assert alert["annotations"]["runbook_url"].endswith("#veeamemexporterdown")
+            # It went through pending first: Prometheus records that state in ALERTS too.
+            pending = prom.query_range(
+                f'ALERTS{{alertname="VeeamEMExporterDown", alertstate="pending",'
+                f' instance="{target}"}}',
+                120,
+            )
+            assert pending, "VeeamEMExporterDown fired without being pending first"
