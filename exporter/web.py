@@ -153,7 +153,7 @@ def _landing_page(
 </ul>
 <h2>Enterprise Manager servers</h2>
 <table><tr><th>Name</th><th>URL</th><th>Status</th><th>Last success</th><th>Poll interval</th>
-<th>Next poll</th><th>Logons suspended</th><th>Last poll</th><th>Last error</th></tr>
+<th>Next poll</th><th>Suspension</th><th>Last poll</th><th>Last error</th></tr>
 {rows}
 </table></body></html>
 """
@@ -179,7 +179,9 @@ def _server_row(s: ServerInfo, now: float) -> str:
     else:
         next_poll = "under way" if not s.polled_once else ""
     suspended = (
-        "no" if s.logon_suspended_until is None else f"until {_utc(s.logon_suspended_until)}"
+        "none"
+        if s.logon_suspended_until is None
+        else f"logons suspended until {_utc(s.logon_suspended_until)}"
     )
     polled = "not yet" if s.last_poll_at is None else _utc(s.last_poll_at)
     cells = [

@@ -178,7 +178,7 @@ def test_landing_page_shows_a_suspension_of_logons_and_until_when() -> None:
         (poller,) = exporter.pollers()
         poller.poll_once()
         page = requests.get(base + "/", timeout=5).text
-        assert "<td>until 2025-01-28 01:30:00 UTC</td>" in page
+        assert "<td>logons suspended until 2025-01-28 01:30:00 UTC</td>" in page
         assert 'class="status status-suspended"' in page
         assert "auth: logon refused" in page
         exporter.apply(Config(servers=(poller.server,)))  # a reload ends it
@@ -352,8 +352,8 @@ def test_landing_page_shows_poll_interval_and_next_poll() -> None:
     suspended = _row(_info(logon_suspended_until=T_PAGE + 5400, up=False))
     # While suspended the next poll is the one logon retry, and the suspension says until when.
     assert "<td>2025-01-28 01:30:00 UTC (the one logon retry)</td>" in suspended
-    assert "<td>until 2025-01-28 01:30:00 UTC</td>" in suspended
-    assert "<td>no</td>" in row
+    assert "<td>logons suspended until 2025-01-28 01:30:00 UTC</td>" in suspended
+    assert "<td>none</td>" in row
 
 
 def test_landing_page_links_the_documentation_on_the_alerts_home() -> None:

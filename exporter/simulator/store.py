@@ -199,11 +199,12 @@ class SessionStore:
     ) -> str:
         with self._lock:
             record = self._visible(session_id, now)
+            created = self._created(record)
             self._records[record.id] = Fixed(
                 id=record.id,
                 session_type=record.session_type,
-                name=record.name,
-                created=self._created(record),
+                name=record.name if created == record.created else _renamed(record, created),
+                created=created,
                 ended=as_utc(ended) if ended is not None else self._shown(now),
                 state=state,
                 result=None,
@@ -252,10 +253,15 @@ class SessionStore:
         ended = None if view.ended is None else min(self._shown(record.end), shown_now)
         return dataclasses.replace(
             view,
-            name=f"{record.name.rsplit(' @', 1)[0]} @{name_stamp(created)}",
+            name=_renamed(record, created),
             created=truncate(created, digits),
             ended=truncate(ended, digits) if ended is not None else None,
         )
+
+
+def _renamed(record: Record, created: datetime) -> str:
+    """The name with the creation time it is shown with (a name carries its start)."""
+    return f"{record.name.rsplit(' @', 1)[0]} @{name_stamp(created)}"
 
 
 def _view(record: Record, now: datetime, vocabulary: str, digits: int) -> SimSession | None:

@@ -282,3 +282,12 @@ def test_bad_settings_are_refused_at_construction() -> None:
         SimulatedEM(SimulatorSettings(history_days=31))
     with pytest.raises(ValueError, match="fraction_digits"):
         SimulatedEM(SimulatorSettings(fraction_digits=-1))
+
+
+def test_a_live_session_finished_by_hand_keeps_its_shown_start(clock: ManualClock) -> None:
+    em = SimulatedEM(SimulatorSettings(history_days=0, speed=60), clock=clock)
+    clock.advance(seconds=30)
+    shown = em.sessions()[0]
+    finished = em.finish_session(shown.id, state="Failed", message="by hand")
+    assert finished.created == shown.created and finished.name == shown.name
+    assert finished.ended == clock()
