@@ -81,7 +81,7 @@ class SimCore:
         if seconds > 0:
             self.stopping.wait(seconds)
 
-    def describe(self, session_id: str) -> SimSession:
+    def _view(self, session_id: str) -> SimSession:
         s = self.settings
         return self.store.describe(
             session_id,
@@ -113,7 +113,7 @@ class SimCore:
             message=message,
             canceled=canceled,
         )
-        return self.describe(session_id)
+        return self._view(session_id)
 
     def finish_session(
         self, session_id: str, *, state: str, ended: datetime | None, message: str, canceled: bool
@@ -126,7 +126,7 @@ class SimCore:
             message=message,
             canceled=canceled,
         )
-        return self.describe(session_id)
+        return self._view(session_id)
 
     def remove_session(self, session_id: str) -> None:
         self.store.remove(session_id, self.clock.schedule_now())
