@@ -7,6 +7,7 @@ and log out, changed ones restart and keep their counters when the name is uncha
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,16 @@ from exporter.state import ServerState
 from exporter.web import ServerInfo
 
 _log = get_logger("app")
+
+
+class _NoJitter(random.Random):
+    """Adds no jitter: the poller's delays at their least."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+_NO_JITTER = _NoJitter()
 
 
 class Exporter:
@@ -56,6 +67,14 @@ class Exporter:
         infos = []
         for p in self.pollers():
             status = p.status
+            suspended_until = p.logon_suspended_until
+            snapshot = p.state.snapshot
+            next_poll_at = None
+            if suspended_until is None and status.last_poll_at is not None:
+                # The poller waits this long from the start of its last poll; without the
+                # jitter, it is the earliest the next poll may start.
+                delay = p.next_delay(status.last_error is None, rng=_NO_JITTER)
+                next_poll_at = status.last_poll_at + delay
             infos.append(
                 ServerInfo(
                     name=p.server.name,
@@ -64,7 +83,10 @@ class Exporter:
                     last_poll_at=status.last_poll_at,
                     last_error=status.last_error,
                     up=status.last_poll_at is not None and status.last_error is None,
-                    logon_suspended_until=p.logon_suspended_until,
+                    logon_suspended_until=suspended_until,
+                    poll_interval=p.server.poll_interval,
+                    last_success_at=None if snapshot is None else snapshot.taken_at,
+                    next_poll_at=next_poll_at,
                 )
             )
         return infos

@@ -145,7 +145,15 @@ def _start_demo() -> tuple[SimulatedEM, Config]:
 
     # A distinctive password: every registered secret is redacted from the logs, and
     # "demo" would blank out the word wherever it appears.
-    settings = SimulatorSettings(live=True, speed=20.0, password="demo-em-Pa55word")  # noqa: S106
+    # At 20x a CollectJob runs every 45 s per backup server, dated in real time (the clock
+    # never runs ahead), and a session fails 90 s after the last forced failure plus the wait
+    # for the next one to finish: the headline alert has something to fire on within minutes.
+    settings = SimulatorSettings(
+        live=True,
+        speed=20.0,
+        fail_every=90.0,
+        password="demo-em-Pa55word",  # noqa: S106
+    )
     sim = SimulatedEM(settings)
     sim.start()
     # The simulated EM runs in this process: polling it faster than a real EM may be polled
@@ -309,10 +317,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         version=__version__,
     )
     if sim is not None:
+        page = f"{http.scheme}://{browse_host}:{http.port}/"
         _log.info(
             "demo mode: polling a simulated Enterprise Manager",
             em_url=sim.url,
-            metrics=f"{http.scheme}://{browse_host}:{http.port}{args.telemetry_path}",
+            metrics=f"{page.rstrip('/')}{args.telemetry_path}",
+            page=page,
+        )
+        _log.info(
+            "demo mode: a session fails every few minutes; to make the next one fail now, run",
+            command=f"curl -X POST {sim.url}/_sim/fail",
         )
     for server in config.servers:
         _log.info(

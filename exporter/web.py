@@ -25,6 +25,10 @@ from exporter.webauth import wrap_app
 from exporter.webconfig import WebConfig
 from exporter.webserver import LISTEN_BACKLOG, Limits, Listener, wsgi_serve
 
+# The project's home: the runbook links in prometheus/alerts.yml point into it too.
+HOME_URL = "https://github.com/veeam-em-exporter/veeam-em-exporter"
+DOCS_URL = HOME_URL + "#readme"
+
 
 @dataclass(frozen=True)
 class ServerInfo:
@@ -38,6 +42,10 @@ class ServerInfo:
     up: bool
     # Set while logons are suspended after refused logons: when the one retry is due.
     logon_suspended_until: float | None = None
+    poll_interval: float | None = None
+    last_success_at: float | None = None  # Unix time of the last successful poll
+    # The earliest the next poll may start (jitter may add up to 5% of the delay).
+    next_poll_at: float | None = None
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -115,35 +123,101 @@ def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
     return [data]
 
 
-def _landing_page(servers: Sequence[ServerInfo], telemetry_path: str) -> bytes:
+# Inline, so the page needs nothing from anywhere else: the status reads at a glance.
+_STATUS_STYLE = {
+    "up": "background:#2e7d32;color:#fff",
+    "down": "background:#c62828;color:#fff",
+    "suspended": "background:#ef6c00;color:#fff",
+    "waiting": "background:#757575;color:#fff",
+}
+
+
+def _landing_page(
+    servers: Sequence[ServerInfo], telemetry_path: str, now: float | None = None
+) -> bytes:
+    """Every value that may come from an EM (or a configured URL) is redacted, then escaped."""
+    at = time.time() if now is None else now
+    rows = "".join(_server_row(s, at) for s in sorted(servers, key=lambda s: s.name))
     esc = html.escape
-    rows = []
-    for s in sorted(servers, key=lambda s: s.name):
-        polled = "not yet" if s.last_poll_at is None else _utc(s.last_poll_at)
-        status = "up" if s.up else ("waiting" if not s.polled_once else "down")
-        if s.logon_suspended_until is not None:
-            status = f"logons suspended until {_utc(s.logon_suspended_until)}"
-        rows.append(
-            f"<tr><td>{esc(s.name)}</td><td>{esc(s.url)}</td><td>{esc(status)}</td>"
-            f"<td>{esc(polled)}</td><td>{esc(redact(s.last_error or ''))}</td></tr>"
-        )
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Veeam EM Exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}
+.status{{padding:.1em .6em;border-radius:.3em;font-weight:bold}}</style>
 </head><body>
 <h1>Veeam Backup Enterprise Manager Exporter</h1>
-<p>Version {esc(__version__)}</p>
+<p>Version {esc(__version__)} &middot; <a href="{esc(DOCS_URL)}">Documentation</a></p>
 <ul>
 <li><a href="{esc(telemetry_path)}">Metrics</a></li>
 <li><a href="/-/healthy">Health</a></li>
 <li><a href="/-/ready">Readiness</a></li>
 </ul>
 <h2>Enterprise Manager servers</h2>
-<table><tr><th>Name</th><th>URL</th><th>Status</th><th>Last poll</th><th>Last error</th></tr>
-{"".join(rows)}
+<table><tr><th>Name</th><th>URL</th><th>Status</th><th>Last success</th><th>Poll interval</th>
+<th>Next poll</th><th>Suspension</th><th>Last poll</th><th>Last error</th></tr>
+{rows}
 </table></body></html>
 """
     return page.encode()
+
+
+def _server_row(s: ServerInfo, now: float) -> str:
+    if s.logon_suspended_until is not None:
+        status = "suspended"
+    elif s.up:
+        status = "up"
+    else:
+        status = "down" if s.polled_once else "waiting"
+    if s.last_success_at is None:
+        success = "never"
+    else:
+        success = f"{_utc(s.last_success_at)} ({_ago(now - s.last_success_at)})"
+    interval = "" if s.poll_interval is None else f"{s.poll_interval:g}s"
+    if s.logon_suspended_until is not None:
+        next_poll = f"{_utc(s.logon_suspended_until)} (the one logon retry)"
+    elif s.next_poll_at is not None:
+        next_poll = _utc(s.next_poll_at)
+    else:
+        next_poll = "under way" if not s.polled_once else ""
+    suspended = (
+        "none"
+        if s.logon_suspended_until is None
+        else f"logons suspended until {_utc(s.logon_suspended_until)}"
+    )
+    polled = "not yet" if s.last_poll_at is None else _utc(s.last_poll_at)
+    cells = [
+        redact(s.name),
+        redact(s.url),
+        None,
+        success,
+        interval,
+        next_poll,
+        suspended,
+        polled,
+        redact(s.last_error or ""),
+    ]
+    out = []
+    for cell in cells:
+        if cell is None:
+            out.append(
+                f'<td><span class="status status-{status}" '
+                f'style="{_STATUS_STYLE[status]}">{status}</span></td>'
+            )
+        else:
+            out.append(f"<td>{html.escape(cell)}</td>")
+    return "<tr>" + "".join(out) + "</tr>"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 0:
+        return "in the future"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s ago"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60}s ago"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60}m ago"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h ago"
 
 
 def _utc(timestamp: float) -> str:

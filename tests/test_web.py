@@ -17,7 +17,16 @@ from exporter.app import Exporter
 from exporter.config import Config, ServerConfig
 from exporter.poller import SessionSource
 from exporter.reasons import PollError
-from exporter.web import HTTPServer, make_app, parse_listen_address
+from exporter.redact import register_credentials
+from exporter.web import (
+    DOCS_URL,
+    HOME_URL,
+    HTTPServer,
+    ServerInfo,
+    _landing_page,
+    make_app,
+    parse_listen_address,
+)
 
 GOOD = (Path(__file__).parent / "fixtures" / "golden_poll1.xml").read_bytes()
 PASSWORD = "Pa55word-never-shown"
@@ -170,11 +179,12 @@ def test_landing_page_shows_a_suspension_of_logons_and_until_when() -> None:
         poller.poll_once()
         page = requests.get(base + "/", timeout=5).text
         assert "<td>logons suspended until 2025-01-28 01:30:00 UTC</td>" in page
+        assert 'class="status status-suspended"' in page
         assert "auth: logon refused" in page
         exporter.apply(Config(servers=(poller.server,)))  # a reload ends it
         page = requests.get(base + "/", timeout=5).text
-        assert "suspended" not in page
-        assert "<td>down</td>" in page
+        assert "status-suspended" not in page and "until 2025" not in page
+        assert 'class="status status-down"' in page
     finally:
         http.stop()
 
@@ -285,3 +295,123 @@ def test_a_request_body_reaches_the_app_whole() -> None:
         http.stop()
     assert answer.startswith(b"HTTP/1.0 200 ")
     assert answer.endswith(b"\r\n\r\n0123456789")
+
+
+T_PAGE = 1_738_022_400.0  # 2025-01-28T00:00:00Z
+
+
+def _info(**changes: object) -> ServerInfo:
+    fields: dict[str, object] = {
+        "name": "em01",
+        "url": "https://em01.example.com:9398",
+        "polled_once": True,
+        "last_poll_at": T_PAGE - 5,
+        "last_error": None,
+        "up": True,
+        "poll_interval": 60.0,
+        "last_success_at": T_PAGE - 125,
+        "next_poll_at": T_PAGE + 55,
+    }
+    fields.update(changes)
+    return ServerInfo(**fields)  # type: ignore[arg-type]
+
+
+def _row(info: ServerInfo) -> str:
+    page = _landing_page([info], "/metrics", now=T_PAGE).decode()
+    (row,) = [line for line in page.split("<tr>") if line.startswith("<td>")]
+    return row
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "colour"),
+    [
+        ({}, "up", "#2e7d32"),
+        ({"up": False, "last_error": "http: HTTP 500"}, "down", "#c62828"),
+        ({"up": False, "logon_suspended_until": T_PAGE + 600}, "suspended", "#ef6c00"),
+        ({"up": False, "polled_once": False, "last_poll_at": None}, "waiting", "#757575"),
+    ],
+)
+def test_landing_page_status_has_its_class_and_colour(
+    changes: dict[str, object], status: str, colour: str
+) -> None:
+    row = _row(_info(**changes))
+    assert f'<span class="status status-{status}" style="background:{colour};' in row
+    assert f">{status}</span>" in row
+
+
+def test_landing_page_shows_last_success_and_how_long_ago() -> None:
+    assert "<td>2025-01-27 23:57:55 UTC (2m 5s ago)</td>" in _row(_info())
+    assert "<td>never</td>" in _row(_info(last_success_at=None, up=False))
+    assert "(3h 0m ago)" in _row(_info(last_success_at=T_PAGE - 3 * 3600 - 30))
+
+
+def test_landing_page_shows_poll_interval_and_next_poll() -> None:
+    row = _row(_info())
+    assert "<td>60s</td>" in row
+    assert "<td>2025-01-28 00:00:55 UTC</td>" in row
+    suspended = _row(_info(logon_suspended_until=T_PAGE + 5400, up=False))
+    # While suspended the next poll is the one logon retry, and the suspension says until when.
+    assert "<td>2025-01-28 01:30:00 UTC (the one logon retry)</td>" in suspended
+    assert "<td>logons suspended until 2025-01-28 01:30:00 UTC</td>" in suspended
+    assert "<td>none</td>" in row
+
+
+def test_landing_page_links_the_documentation_on_the_alerts_home() -> None:
+    page = _landing_page([_info()], "/metrics", now=T_PAGE).decode()
+    assert f'<a href="{DOCS_URL}">Documentation</a>' in page
+    alerts = (Path(__file__).parent.parent / "prometheus" / "alerts.yml").read_text()
+    runbooks = [
+        line.split("runbook_url:", 1)[1].strip()
+        for line in alerts.splitlines()
+        if "runbook_url:" in line
+    ]
+    assert runbooks
+    assert all(url.startswith(HOME_URL + "/") for url in runbooks)
+
+
+def test_landing_page_escapes_and_redacts_what_an_em_said() -> None:
+    register_credentials("CORP\\svc", "S3cret-on-the-page")
+    info = _info(
+        name="em<01>",
+        url="https://em01.example.com:9398/?x=<b>",
+        up=False,
+        last_error="http: <script>alert(1)</script> S3cret-on-the-page",
+    )
+    page = _landing_page([info], "/metrics", now=T_PAGE).decode()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "em&lt;01&gt;" in page and "?x=&lt;b&gt;" in page
+    assert "S3cret-on-the-page" not in page
+
+
+def test_server_infos_carry_interval_last_success_and_next_poll() -> None:
+    t0 = T_PAGE
+
+    def factory(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
+        return ScriptedSource([GOOD, PollError("http", "HTTP 500")], on_logon)
+
+    exporter = Exporter(clock=lambda: t0, client_factory=factory)
+    exporter.apply(
+        Config(
+            servers=(
+                ServerConfig(
+                    name="em01",
+                    url="https://em01.example.com:9398",
+                    username="CORP\\svc",
+                    password=PASSWORD,
+                    poll_interval=60.0,
+                ),
+            )
+        )
+    )
+    (before,) = exporter.server_infos()
+    assert before.last_success_at is None and before.next_poll_at is None
+    assert before.poll_interval == 60.0
+    (poller,) = exporter.pollers()
+    poller.poll_once()
+    (after,) = exporter.server_infos()
+    assert after.last_success_at == t0
+    assert after.next_poll_at == t0 + 60.0
+    poller.poll_once()  # fails: the retry comes sooner, the last success stays
+    (failed,) = exporter.server_infos()
+    assert failed.last_success_at == t0 and not failed.up
+    assert failed.next_poll_at is not None and t0 < failed.next_poll_at < t0 + 60.0

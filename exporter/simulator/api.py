@@ -230,7 +230,7 @@ class Api:
     ) -> Response:
         core = self._core
         settings = core.settings
-        now = core.clock.now()
+        now = core.clock.schedule_now()
         vocabulary, digits = settings.result_vocabulary, settings.fraction_digits
         try:
             session = core.store.get(ident, now, vocabulary=vocabulary, digits=digits)

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="host name written into hrefs (default: the Host header of each request)")  # fmt: skip
     a("--extra-session-types", type=int, default=_DEFAULTS.extra_session_types, metavar="N",
       help="N more session types, one finished session each (default: %(default)s)")  # fmt: skip
+    a("--fail-every", type=float, default=_DEFAULTS.fail_every, metavar="SECONDS",
+      help="make the next session to finish fail once this long has passed since the last "
+      "such failure; 0: off (default: %(default)s)")  # fmt: skip
     a("--log-requests", action="store_true", help="log every request to stderr")
     return p
 
@@ -82,6 +85,7 @@ def settings_from(args: argparse.Namespace) -> SimulatorSettings:
         port=args.port,
         hostname_in_hrefs=args.hostname_in_hrefs,
         extra_session_types=args.extra_session_types,
+        fail_every=args.fail_every,
     )
 
 

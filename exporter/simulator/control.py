@@ -77,6 +77,12 @@ class Control:
                 location=req.query_value("location") or "",
             )
             return _json(200, {"pending_faults": core.faults.pending()})
+        if parts == ["fail"] and method == "POST":
+            failing = core.fail_next()
+            if failing is None:
+                return _json(409, {"error": "no generated session is due to finish"})
+            # The session may not have started yet, so only its id is certain to be shown.
+            return _json(200, {"failing": failing})
         if parts == ["faults"] and method == "DELETE":
             core.faults.clear()
             return Response(204)

@@ -26,7 +26,8 @@ class SimCore:
             seed=settings.seed,
             backup_servers=settings.backup_servers,
             history_days=settings.history_days,
-            start=self.clock.now(),
+            start=self.clock.start,
+            shown=self.clock.shown,
         )
         self.store.extras.set_count(settings.extra_session_types, self.clock.now())
         self.logons = LogonStore(self.clock.base_now, lambda: self.settings.token_idle_expiry)
@@ -34,6 +35,8 @@ class SimCore:
         self.stats = SimStats(lambda: len(self.logons.active()))
         # Set on stop so that injected delays and latency end at once.
         self.stopping = threading.Event()
+        self._fail_lock = threading.Lock()
+        self._last_forced_failure = self.clock.now()
 
     @property
     def settings(self) -> SimulatorSettings:
@@ -52,9 +55,27 @@ class SimCore:
 
     def sessions(self) -> list[SimSession]:
         s = self.settings
+        self._fail_when_due()
         return self.store.snapshot(
-            self.clock.now(), vocabulary=s.result_vocabulary, digits=s.fraction_digits
+            self.clock.schedule_now(), vocabulary=s.result_vocabulary, digits=s.fraction_digits
         )
+
+    def fail_next(self) -> str | None:
+        """Make the next generated session to finish fail; its id, or None if there is none."""
+        return self.store.fail_next(self.clock.schedule_now())
+
+    def _fail_when_due(self) -> None:
+        # Checked when sessions are asked for, which is when a failure can be seen: so the
+        # demo's headline alert has a failure to fire on every few minutes.
+        every = self.settings.fail_every
+        if every <= 0:
+            return
+        now = self.clock.now()
+        with self._fail_lock:
+            if (now - self._last_forced_failure).total_seconds() < every:
+                return
+            self._last_forced_failure = now
+        self.fail_next()
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -63,7 +84,10 @@ class SimCore:
     def _view(self, session_id: str) -> SimSession:
         s = self.settings
         return self.store.describe(
-            session_id, self.clock.now(), vocabulary=s.result_vocabulary, digits=s.fraction_digits
+            session_id,
+            self.clock.schedule_now(),
+            vocabulary=s.result_vocabulary,
+            digits=s.fraction_digits,
         )
 
     def add_session(
@@ -81,7 +105,7 @@ class SimCore:
             raise ValueError("session_type is empty")
         session_id = self.store.add(
             session_type,
-            self.clock.now(),
+            self.clock.schedule_now(),
             state=state,
             created=created,
             ended=ended,
@@ -96,7 +120,7 @@ class SimCore:
     ) -> SimSession:
         self.store.finish(
             session_id,
-            self.clock.now(),
+            self.clock.schedule_now(),
             state=state,
             ended=ended,
             message=message,
@@ -105,4 +129,4 @@ class SimCore:
         return self._view(session_id)
 
     def remove_session(self, session_id: str) -> None:
-        self.store.remove(session_id, self.clock.now())
+        self.store.remove(session_id, self.clock.schedule_now())

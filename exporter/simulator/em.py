@@ -130,7 +130,8 @@ class SimulatedEM:
     # records
 
     def now(self) -> datetime:
-        """The simulator's current (possibly accelerated or frozen) time."""
+        """The simulator's current time: the base clock while live, frozen when not; never
+        ahead of the base clock, whatever the speed."""
         return self._core.clock.now()
 
     @property
@@ -179,6 +180,11 @@ class SimulatedEM:
 
     def remove_session(self, session_id: str) -> None:
         self._core.remove_session(session_id)
+
+    def fail_next(self) -> str | None:
+        """Make the next generated session to finish fail (see docs/simulator.md); its id,
+        or None if the schedule has none within a day."""
+        return self._core.fail_next()
 
     # behaviour
 

@@ -35,6 +35,9 @@ class SimulatorSettings:
     port: int = 0
     hostname_in_hrefs: str | None = None
     extra_session_types: int = 0
+    # Seconds of shown time: when at least this long has passed since the last forced
+    # failure, the next generated session to finish fails (0: only the schedule's own).
+    fail_every: float = 0.0
 
 
 FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(SimulatorSettings))
@@ -88,6 +91,10 @@ def validate(settings: SimulatorSettings) -> None:
             _is_int(settings.extra_session_types)
             and 0 <= settings.extra_session_types <= MAX_EXTRA_SESSION_TYPES,
             f"extra_session_types must be an integer from 0 to {MAX_EXTRA_SESSION_TYPES:,}",
+        ),
+        (
+            _is_number(settings.fail_every) and settings.fail_every >= 0,
+            "fail_every must be a number of seconds >= 0",
         ),
     ]
     for ok, message in checks:

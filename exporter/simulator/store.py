@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
+import random
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from exporter.simulator.catalog import display_name
+from exporter.simulator.catalog import KINDS_BY_TYPE, display_name
 from exporter.simulator.events import events_of
 from exporter.simulator.extras import ExtraTypes
 from exporter.simulator.history import backup_server_names, generate_day
-from exporter.simulator.model import IN_PROGRESS, SimEvent, SimSession, result_for
+from exporter.simulator.model import FAILED, IN_PROGRESS, SimEvent, SimSession, result_for
 from exporter.simulator.records import Fixed, Planned, Record
 from exporter.simulator.settings import WINDOW_DAYS
 from exporter.simulator.timefmt import as_utc, name_stamp, truncate
@@ -22,11 +25,29 @@ WINDOW = timedelta(days=WINDOW_DAYS)
 _FORGET_AFTER = WINDOW + timedelta(days=1)
 
 
-class SessionStore:
-    """Thread-safe; generated days are added lazily as simulated time reaches them."""
+def _same(moment: datetime) -> datetime:
+    return moment
 
-    def __init__(self, *, seed: int, backup_servers: int, history_days: float, start: datetime):
+
+class SessionStore:
+    """Thread-safe; generated days are added lazily as the schedule reaches them.
+
+    Every `now` given is schedule time (see exporter.simulator.clock). Generated records keep
+    schedule times and are shown through `shown`; records added or finished by hand hold
+    shown times, as they are shown exactly as set. The window is judged on shown times.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        backup_servers: int,
+        history_days: float,
+        start: datetime,
+        shown: Callable[[datetime], datetime] = _same,
+    ):
         self._seed = seed
+        self._shown = shown
         self._hosts = backup_server_names(backup_servers)
         self._history_start = as_utc(start) - timedelta(days=history_days)
         self._next_day = self._history_start.date()
@@ -41,14 +62,23 @@ class SessionStore:
         return list(self._hosts)
 
     def _advance(self, now: datetime) -> None:
-        while self._next_day <= now.date():
+        self._generate(now)
+        forget_before = self._shown(now) - _FORGET_AFTER
+        if any(self._created(r) < forget_before for r in self._oldest_few()):
+            self._records = {
+                k: r for k, r in self._records.items() if self._created(r) >= forget_before
+            }
+
+    def _generate(self, until: datetime) -> None:
+        while self._next_day <= until.date():
             for planned in generate_day(self._seed, self._hosts, self._next_day):
                 if planned.created >= self._history_start:
                     self._records[planned.id] = planned
             self._next_day += timedelta(days=1)
-        forget_before = now - _FORGET_AFTER
-        if any(r.created < forget_before for r in self._oldest_few()):
-            self._records = {k: r for k, r in self._records.items() if r.created >= forget_before}
+
+    def _created(self, record: Record) -> datetime:
+        """When the record was created on the shown clock."""
+        return self._shown(record.created) if isinstance(record, Planned) else record.created
 
     def _oldest_few(self) -> list[Record]:
         # Generated days arrive in order, so the first records are the oldest ones.
@@ -63,12 +93,13 @@ class SessionStore:
         """Visible sessions in answer order (by id, as Veeam's own example is ordered)."""
         with self._lock:
             self._advance(now)
-            horizon = now - WINDOW
+            shown_now = self._shown(now)
+            horizon = shown_now - WINDOW
             out = []
             for record in self._records.values():
-                if record.created < horizon:
+                if self._created(record) < horizon:
                     continue
-                view = _view(record, now, vocabulary, digits)
+                view = self._view(record, now, shown_now, vocabulary, digits)
                 if view is not None:
                     out.append(view)
         out.sort(key=lambda s: s.id)
@@ -80,7 +111,7 @@ class SessionStore:
     def get(self, session_id: str, now: datetime, *, vocabulary: str, digits: int) -> SimSession:
         with self._lock:
             record = self._visible(session_id, now, extras=True)
-            view = _view(record, now, vocabulary, digits)
+            view = self._view(record, now, self._shown(now), vocabulary, digits)
         assert view is not None  # _visible only returns visible records
         return view
 
@@ -92,7 +123,7 @@ class SessionStore:
             record = self._records.get(session_id) or self.extras.find(session_id)
         if record is None:
             raise KeyError(session_id)
-        view = _view(record, now, vocabulary, digits)
+        view = self._view(record, now, self._shown(now), vocabulary, digits)
         if view is None:
             raise KeyError(session_id)
         return view
@@ -100,8 +131,14 @@ class SessionStore:
     def events(self, session_id: str, now: datetime, *, digits: int) -> list[SimEvent]:
         with self._lock:
             record = self._visible(session_id, now, extras=True)
+        if isinstance(record, Fixed):
+            return [
+                SimEvent(truncate(e.created, digits), e.message, e.order)
+                for e in events_of(record, now)
+            ]
+        shown_now = self._shown(now)
         return [
-            SimEvent(truncate(e.created, digits), e.message, e.order)
+            SimEvent(truncate(min(self._shown(e.created), shown_now), digits), e.message, e.order)
             for e in events_of(record, now)
         ]
 
@@ -114,7 +151,7 @@ class SessionStore:
         record = self._records.get(session_id.lower())
         if record is None and extras:
             record = self.extras.find(session_id)
-        if record is None or record.created < now - WINDOW:
+        if record is None or self._created(record) < self._shown(now) - WINDOW:
             raise KeyError(session_id)
         if isinstance(record, Planned) and record.created > now:
             raise KeyError(session_id)
@@ -132,7 +169,7 @@ class SessionStore:
         message: str,
         canceled: bool,
     ) -> str:
-        created_at = as_utc(created) if created is not None else now
+        created_at = as_utc(created) if created is not None else self._shown(now)
         record = Fixed(
             id=str(uuid.uuid4()),
             session_type=session_type,
@@ -162,12 +199,13 @@ class SessionStore:
     ) -> str:
         with self._lock:
             record = self._visible(session_id, now)
+            created = self._created(record)
             self._records[record.id] = Fixed(
                 id=record.id,
                 session_type=record.session_type,
-                name=record.name,
-                created=record.created,
-                ended=as_utc(ended) if ended is not None else now,
+                name=record.name if created == record.created else _renamed(record, created),
+                created=created,
+                ended=as_utc(ended) if ended is not None else self._shown(now),
                 state=state,
                 result=None,
                 message=message,
@@ -176,10 +214,54 @@ class SessionStore:
             )
         return record.id
 
+    def fail_next(self, now: datetime) -> str | None:
+        """Make the generated session that finishes next after `now` fail; its id, or None
+        when the schedule has none within a day."""
+        with self._lock:
+            # The next one to finish may be on a day the schedule has not reached yet.
+            self._generate(now + timedelta(days=1))
+            pending = [r for r in self._records.values() if isinstance(r, Planned) and r.end > now]
+            if not pending:
+                return None
+            record = min(pending, key=lambda r: r.end)
+            kind = KINDS_BY_TYPE.get(record.session_type)
+            if kind is not None and kind.failures:
+                message = random.Random(record.id).choice(kind.failures).format(host=record.host)
+            else:
+                message = f"{display_name(record.session_type)} failed."
+            self._records[record.id] = dataclasses.replace(
+                record, state=FAILED, message=message, canceled=False
+            )
+            return record.id
+
     def remove(self, session_id: str, now: datetime) -> None:
         with self._lock:
             record = self._visible(session_id, now)
             del self._records[record.id]
+
+    def _view(
+        self, record: Record, now: datetime, shown_now: datetime, vocabulary: str, digits: int
+    ) -> SimSession | None:
+        view = _view(record, now, vocabulary, digits)
+        if view is None or isinstance(record, Fixed):
+            return view
+        # A generated record's times are schedule times; rounding in the mapping must not
+        # date a moment the schedule has just reached a microsecond after the shown now.
+        created = min(self._shown(record.created), shown_now)
+        if created == record.created:  # the history before the start: shown as generated
+            return view
+        ended = None if view.ended is None else min(self._shown(record.end), shown_now)
+        return dataclasses.replace(
+            view,
+            name=_renamed(record, created),
+            created=truncate(created, digits),
+            ended=truncate(ended, digits) if ended is not None else None,
+        )
+
+
+def _renamed(record: Record, created: datetime) -> str:
+    """The name with the creation time it is shown with (a name carries its start)."""
+    return f"{record.name.rsplit(' @', 1)[0]} @{name_stamp(created)}"
 
 
 def _view(record: Record, now: datetime, vocabulary: str, digits: int) -> SimSession | None:

@@ -139,16 +139,63 @@ def test_live_off_freezes_the_answer(clock: ManualClock) -> None:
     assert em.now() == T0
 
 
-def test_speed_accelerates_simulated_time(clock: ManualClock) -> None:
+def test_speed_compresses_the_live_schedule_and_never_moves_the_clock_ahead(
+    clock: ManualClock,
+) -> None:
+    # The shown clock used to run `speed` times as fast as the base clock, so at speed 20
+    # every live session was dated hours ahead of real time.
     em = SimulatedEM(SimulatorSettings(history_days=0, speed=60), clock=clock)
-    clock.advance(seconds=10)
-    assert em.now() == T0 + timedelta(minutes=10)
+    clock.advance(seconds=30)  # half an hour of schedule: two CollectJobs per server
+    assert em.now() == T0 + timedelta(seconds=30)
+    collects = [s for s in em.sessions() if s.session_type == "CollectJob"]
+    assert len(collects) >= 2 * len(em.backup_servers)
+    for s in collects:
+        assert T0 <= s.created <= em.now()
+        assert s.ended is None or s.ended <= em.now()
+        # A CollectJob lasts at most 420 s of schedule: 7 s at 60x.
+        assert s.ended is None or s.ended - s.created <= timedelta(seconds=7)
     em.set(speed=1)
     clock.advance(seconds=10)
-    assert em.now() == T0 + timedelta(minutes=10, seconds=10)
+    assert em.now() == T0 + timedelta(seconds=40)
     em.set(live=False)
     clock.advance(hours=1)
-    assert em.now() == T0 + timedelta(minutes=10, seconds=10)
+    assert em.now() == T0 + timedelta(seconds=40)
+
+
+def test_no_session_is_dated_after_the_real_now_after_hours_of_acceleration(
+    clock: ManualClock,
+) -> None:
+    em = SimulatedEM(SimulatorSettings(history_days=1, speed=20), clock=clock)
+    live_seen = set()
+    for step in range(180):  # three real hours at 20x, looked at every real minute
+        clock.advance(minutes=1)
+        if step == 90:
+            em.set(speed=200)  # a change of speed keeps what was already shown
+        now = clock()
+        assert em.now() == now
+        for s in em.sessions():
+            assert s.created <= now, s
+            assert s.ended is None or s.ended <= now, s
+            if s.created > T0:
+                live_seen.add(s.id)
+    # 90 min at 20x and 90 min at 200x: 1800 + 18,000 schedule minutes of CollectJobs.
+    assert len(live_seen) > 2 * (1800 + 18_000) // 15 * 0.9
+
+
+def test_history_ends_at_the_start_and_is_shown_as_generated(clock: ManualClock) -> None:
+    slow = SimulatedEM(SimulatorSettings(history_days=2, speed=1, live=False), clock=clock)
+    fast = SimulatedEM(SimulatorSettings(history_days=2, speed=20, live=False), clock=clock)
+    assert slow.sessions() == fast.sessions()
+    assert max(s.created for s in fast.sessions()) <= T0
+
+
+def test_live_session_names_carry_the_shown_start(clock: ManualClock) -> None:
+    em = SimulatedEM(SimulatorSettings(history_days=0, speed=60), clock=clock)
+    clock.advance(seconds=30)
+    sessions = em.sessions()
+    assert sessions
+    for s in sessions:
+        assert s.name.endswith(" @" + s.created.isoformat(sep=" ", timespec="microseconds")[:26])
 
 
 def test_add_finish_remove(clock: ManualClock) -> None:
@@ -235,3 +282,12 @@ def test_bad_settings_are_refused_at_construction() -> None:
         SimulatedEM(SimulatorSettings(history_days=31))
     with pytest.raises(ValueError, match="fraction_digits"):
         SimulatedEM(SimulatorSettings(fraction_digits=-1))
+
+
+def test_a_live_session_finished_by_hand_keeps_its_shown_start(clock: ManualClock) -> None:
+    em = SimulatedEM(SimulatorSettings(history_days=0, speed=60), clock=clock)
+    clock.advance(seconds=30)
+    shown = em.sessions()[0]
+    finished = em.finish_session(shown.id, state="Failed", message="by hand")
+    assert finished.created == shown.created and finished.name == shown.name
+    assert finished.ended == clock()
