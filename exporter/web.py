@@ -314,6 +314,10 @@ class HTTPServer:
         return self._listener.open_connections
 
     @property
+    def waiting_connections(self) -> int:
+        return self._listener.waiting_connections
+
+    @property
     def shed_connections(self) -> int:
         """Connections closed at once because the connection limit was reached."""
         return self._listener.shed_connections

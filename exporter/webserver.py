@@ -165,6 +165,12 @@ class Listener:
             return self._open
 
     @property
+    def waiting_connections(self) -> int:
+        """Connections waiting for their client (handshake or request head), not being
+        answered; a snapshot taken from another thread."""
+        return len(self._waiting)
+
+    @property
     def shed_connections(self) -> int:
         """Connections closed at once because max_connections were open."""
         with self._lock:

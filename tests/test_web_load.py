@@ -208,7 +208,9 @@ def test_at_the_limit_with_every_connection_answered_a_new_one_is_closed_at_once
         _clients(http.port, 2, REQUEST) as answered,  # one with the worker, one queued
     ):
         try:
-            assert wait_for(lambda: http.open_connections == 2)
+            # Both requests read (one answered, one queued for the worker): none is waiting,
+            # so the server has no waiting connection to close for the new one.
+            assert wait_for(lambda: http.open_connections == 2 and http.waiting_connections == 0)
             with _clients(http.port, 1) as (extra,):
                 extra.settimeout(5)
                 assert _closed_by_server(extra)
