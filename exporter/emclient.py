@@ -40,9 +40,9 @@ from lxml import etree
 from exporter import __version__, emhttp
 from exporter.config import ServerConfig
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
-from exporter.logs import get_logger, register_secret
+from exporter.logs import get_logger
 from exporter.reasons import PollError
-from exporter.redact import register_token
+from exporter.redact import register_credentials, register_token
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.sizes import format_size
 
@@ -391,7 +391,9 @@ class EMClient:
     def _remember(self, password: str) -> _BasicAuth:
         """Basic credentials for this password, which is from now on scrubbed everywhere."""
         auth = _BasicAuth(self._username, password)
-        register_secret(password)
+        # The process-wide redactor learns every form this password is sent in, whoever
+        # built the client (poller, --em.check, a rotated password_file).
+        register_credentials(self._username, password)
         with self._lock:
             self._known_secrets.update((password, auth.credentials))
         return auth
