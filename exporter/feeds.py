@@ -7,6 +7,7 @@ new resource is one more kind here (see exporter.feed); nothing else in the pipe
 from __future__ import annotations
 
 from exporter.feed import FeedKind
+from exporter.jobsessions.feed import JOB_SESSIONS
 from exporter.systemfeed import SYSTEM_SESSIONS
 
-FEEDS: tuple[FeedKind, ...] = (SYSTEM_SESSIONS,)
+FEEDS: tuple[FeedKind, ...] = (SYSTEM_SESSIONS, JOB_SESSIONS)
