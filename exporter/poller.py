@@ -14,7 +14,9 @@ row that the EM refused, the poller stops logging on to that server. The suspens
 the password file's content changes (looked at every poll), when the configuration is
 reloaded, or after ``logon_retry_after`` for a single attempt, which suspends again if refused.
 Logons belong to the server, not to a feed: a logon any feed's poll saw refused counts, and no
-feed polls while logons are suspended.
+feed polls while logons are suspended. The other feeds' threads also wait for the server's
+logon to be accepted (at start-up, and again after a refusal): trying logons is left to the
+system sessions' thread, so a wrong password costs no more refused logons than before.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ class Poller:
         self._refused = 0
         # Per thread: whether a logon was accepted during that thread's current poll.
         self._poll_logon = threading.local()
+        # Set while the last logon was accepted: the other feeds' threads poll only then.
+        self._logon_good = threading.Event()
         self._secret_digest = _digest(server.password)
         self._secret_unreadable = False
         handover = None if succeeds is None else succeeds.handover()
@@ -195,6 +199,7 @@ class Poller:
 
     def _on_logon(self) -> None:
         self._poll_logon.accepted = True
+        self._logon_good.set()
         self._metrics.logins.labels(self.server.name).inc()
         self._log.info("logged on to the EM")
 
@@ -270,6 +275,7 @@ class Poller:
             if reason != "auth":
                 return
             self._refused += 1
+            self._logon_good.clear()
             limit = self.server.max_logon_failures
             if not (limit and self._refused >= limit) or self._suspended_until is not None:
                 return
@@ -386,6 +392,9 @@ class Poller:
     def _run_feed(self, feed: Feed) -> None:
         failures = 0
         while not self._stop.is_set():
+            if not self._logon_good.is_set():
+                self._logon_good.wait()  # stop() sets it too
+                continue
             started = time.monotonic()
             after = self.poll_feed(feed.name, failures)
             if after is None:  # suspended: look again after an interval
@@ -399,6 +408,7 @@ class Poller:
     def stop(self, timeout: float = 2.0) -> None:
         """Stop polling and log out; bounded, so shutdown never hangs on a slow EM."""
         self._stop.set()
+        self._logon_good.set()  # releases a feed thread waiting for a logon
         ends = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, ends - time.monotonic()))
