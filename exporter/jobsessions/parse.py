@@ -243,7 +243,6 @@ class _Reader:
         self._item_depth = len(path)
         self._depth = 0
         self._names: dict[str, str] = {}
-        self._on_path = True  # every ancestor so far is on the path to the entries
         self._off_at = 0  # the depth that left the path (0: none)
         self._fields: dict[str, str] | None = None
         self._links: dict[str, Link] = {}
@@ -266,8 +265,19 @@ class _Reader:
         self.events += 1
         depth = self._depth = self._depth + 1
         fields = self._fields
-        if fields is not None:
-            self._field_start(depth - self._item_depth, tag, attrib, fields)
+        if fields is not None:  # inside an entry: the hot path, kept flat
+            if self._text is not None:  # a child ends the text that counts
+                fields[self._key] = self._text
+                self._text = None
+            level = depth - self._item_depth
+            if level == 1:
+                name = self._names.get(tag) or self._name(tag)
+                self._in_links = name == _LINKS
+                if name in _FIELDS:
+                    self._key = name
+                    self._text = ""
+            elif level == 2 and self._in_links:
+                self._link(tag, attrib)
             return
         if self._off_at:
             return
@@ -277,7 +287,9 @@ class _Reader:
             _check_root(name, self._path[0])
         if depth <= self._item_depth and name == self._path[depth - 1]:
             if depth == self._item_depth:
-                uid = _attribute(attrib, "UID")
+                uid = attrib.get("UID")
+                if uid is None:
+                    uid = _attribute(attrib, "UID")
                 self._fields = {} if uid is None else {"uid@": uid}
                 self._links = {}
             return
@@ -285,23 +297,15 @@ class _Reader:
             self.paging = _paging_of({k.lower(): v for k, v in attrib.items()})
         self._off_at = depth
 
-    def _field_start(
-        self, level: int, tag: str, attrib: Mapping[str, str], fields: dict[str, str]
-    ) -> None:
-        if self._text is not None:  # a child ends the text that counts
-            fields[self._key] = self._text
-            self._text = None
-        if level == 1:
-            name = self._name(tag)
-            self._in_links = name == _LINKS
-            if name in _FIELDS:
-                self._key, self._text = name, ""
-        elif level == 2 and self._in_links and self._name(tag) == _LINK:
-            kind = (_attribute(attrib, "Type") or "").strip().lower()
-            if kind in (_SERVER_LINK, _JOB_LINK) and kind not in self._links:
-                self._links[kind] = Link(
-                    kind, _attribute(attrib, "Name"), _attribute(attrib, "Href")
-                )
+    def _link(self, tag: str, attrib: Mapping[str, str]) -> None:
+        if (self._names.get(tag) or self._name(tag)) != _LINK:
+            return
+        kind = attrib.get("Type")
+        if kind is None:
+            kind = _attribute(attrib, "Type")
+        kind = (kind or "").strip().lower()
+        if kind in (_SERVER_LINK, _JOB_LINK) and kind not in self._links:
+            self._links[kind] = Link(kind, _attribute(attrib, "Name"), _attribute(attrib, "Href"))
 
     def end(self, tag: str) -> None:
         depth = self._depth
