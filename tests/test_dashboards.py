@@ -531,39 +531,49 @@ def expected_matcher(variable: Mapping[str, Any]) -> str:
     return f'{variable["name"]}{op}"${variable["name"]}"'
 
 
-@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
-def test_queries_filter_by_the_variables(path: Path) -> None:
-    """Every series a query selects is filtered by job, instance, server and session type.
+FILTERED_LABELS = ("job", "instance", "server", "session_type")
+
+
+def missing_filters(
+    expr: str, known: Mapping[str, frozenset[str]], by_name: Mapping[str, Any], labels: Any
+) -> list[str]:
+    """The variable matchers among `labels` that a selector of `expr` lacks.
 
     Thresholds are constants without job or instance; they are exempt.
     """
+    missing = []
+    for metric, matchers in selectors(expr, known):
+        if "instance" not in known[metric]:
+            assert metric.startswith("veeam_em:threshold_"), metric
+            continue
+        compact = matchers.replace(" ", "")
+        for label in labels:
+            matcher = expected_matcher(by_name[label])
+            if label in known[metric] and matcher not in compact:
+                missing.append(f"{metric}{matchers} lacks {matcher}")
+    return missing
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_queries_filter_by_the_variables(path: Path) -> None:
+    """Every series a query selects is filtered by job, instance, server and session type."""
     dashboard = load_json(path)
     known = known_metrics()
     by_name = variables(dashboard)
-    queries = [(t, r, e) for t, r, e in dashboard_queries(dashboard)]
-    queries += [
-        (f"variable {name}", "", variable_selector(variable_query(v)))
-        for name, v in by_name.items()
-        if v["type"] == "query"
-    ]
-    for title, ref, expr in queries:
-        found = list(selectors(expr, known))
-        assert found, f"{title}/{ref}: no known metric in {expr!r}"
-        for metric, matchers in found:
-            if "instance" not in known[metric]:
-                assert metric.startswith("veeam_em:threshold_"), f"{title}/{ref}: {metric}"
-                continue
-            compact = matchers.replace(" ", "")
-            for label in ("job", "instance", "server", "session_type"):
-                if label not in known[metric] or title == f"variable {label}":
-                    continue
-                if title.startswith("variable ") and VARIABLE_NAMES.index(
-                    label
-                ) > VARIABLE_NAMES.index(title.removeprefix("variable ")):
-                    continue  # a variable depends only on the ones before it
-                assert expected_matcher(by_name[label]) in compact, (
-                    f"{title}/{ref}: {metric}{matchers} lacks {expected_matcher(by_name[label])}"
-                )
+    for title, ref, expr in dashboard_queries(dashboard):
+        assert list(selectors(expr, known)), f"{title}/{ref}: no known metric in {expr!r}"
+        assert not missing_filters(expr, known, by_name, FILTERED_LABELS), f"{title}/{ref}"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_variables_filter_by_the_ones_before(path: Path) -> None:
+    dashboard = load_json(path)
+    known = known_metrics()
+    by_name = variables(dashboard)
+    names = VARIABLE_NAMES[1:]
+    for i, name in enumerate(names):
+        selector = variable_selector(variable_query(by_name[name]))
+        assert not missing_filters(selector, known, by_name, names[:i]), name
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
