@@ -566,6 +566,9 @@ def entrypoint_copy(tmp_path: Path, default_config: Path) -> Path:
             ["--config.file", "/x y.yml", "--version"],
         ),
         (["--web.listen-address=:9745", "a b"], False, ["--web.listen-address=:9745", "a b"]),
+        (["assets", "/out"], True, ["assets", "/out"]),
+        (["assets", "--list"], False, ["assets", "--list"]),
+        (["--demo", "assets"], True, ["--config.file={config}", "--demo", "assets"]),
     ],
 )
 def test_entrypoint_uses_the_default_config_only_if_present(
