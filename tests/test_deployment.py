@@ -1055,5 +1055,29 @@ def test_deployment_doc_covers_each_way_to_run() -> None:
         "--init",
         "Portal Administrator",
         "http://localhost:3000",
+        # The classic builder, a mirrored base image, Compose v2.
+        "DOCKER_BUILDKIT=0 docker build",
+        "--build-arg PYTHON_IMAGE=",
+        "--build-arg PIP_INDEX_URL=",
+        "Compose v2",
+        # The wheel, its deployment files, and Python 3.11 where the default is older.
+        "make dist",
+        "veeam-em-exporter assets ",
+        "python3.11 -m venv /opt/veeam-em-exporter",
+        "dnf install python3.11",
+        "python3.11-venv",
+        "Debian 11",
+    ):
+        assert needle in text, needle
+
+
+def test_readme_states_the_requirements_where_it_shows_the_commands() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    for needle in (
+        "DOCKER_BUILDKIT=0 docker build",
+        "--build-arg PYTHON_IMAGE=",
+        "Compose** (v2",
+        "veeam-em-exporter assets /",
+        "python3.11 -m venv",
     ):
         assert needle in text, needle
