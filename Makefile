@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test lint demo bench soak clean
+.PHONY: all venv test lint demo bench soak prometheusrule clean
 
 all: lint test
 
@@ -33,6 +33,10 @@ bench: $(STAMP)
 # Minutes, not seconds, so not part of `test`: docs/reliability.md.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+# deploy/kubernetes/prometheusrule.yaml from prometheus/alerts.yml; a test fails until it is rerun.
+prometheusrule: $(STAMP)
+	$(BIN)/python -m tools.prometheusrule
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
