@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RELEASE_STAMP := $(VENV)/.installed-release
 
-.PHONY: all venv test lint demo bench soak dist distcheck clean
+.PHONY: all venv test lint demo bench soak dist distcheck prometheusrule clean
 
 all: lint test
 
@@ -49,6 +49,9 @@ dist: $(RELEASE_STAMP)
 # What CI checks of the release artefacts: twine, the contents, a fresh install that runs.
 distcheck: dist
 	$(BIN)/python .ci/check_dist.py dist
+# deploy/kubernetes/prometheusrule.yaml from prometheus/alerts.yml; a test fails until it is rerun.
+prometheusrule: $(STAMP)
+	$(BIN)/python -m tools.prometheusrule
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
