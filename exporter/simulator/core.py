@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 from exporter.simulator.auth import LogonStore
 from exporter.simulator.clock import SimClock, utc_now
 from exporter.simulator.estate import (
-    CONTAINER_TYPES,
     IMMEDIATE_COPY,
-    NAS_BACKUP,
+    NO_RESTORE_POINTS,
     SESSION_TYPES,
     JobSpec,
     build_estate,
@@ -309,9 +308,9 @@ def _progress(job: JobSpec, stopped: bool) -> int:
 
 
 def _points(job: JobSpec, stopped: bool, result: str) -> int:
-    if not stopped or result == FAILED or job.job_type in CONTAINER_TYPES:
+    if not stopped or result == FAILED or job.job_type in NO_RESTORE_POINTS:
         return 0
-    return 0 if job.job_type == NAS_BACKUP else len(job.objects)
+    return len(job.objects)
 
 
 def _public(job: JobSpec) -> SimJob:

@@ -32,6 +32,9 @@ SESSION_TYPES = (BACKUP_SESSION, REPLICA_SESSION)
 AGENT_TYPES = frozenset({AGENT_BACKUP, AGENT_MANAGEMENT})
 # Sessions that protect nothing themselves: no task sessions, no restore points.
 CONTAINER_TYPES = frozenset({IMMEDIATE_COPY, AGENT_BACKUP})
+# Sessions without RestorePointReference links: containers, file shares (real NAS sessions
+# show none) and replicas (their points are replica points, linked from task sessions).
+NO_RESTORE_POINTS = CONTAINER_TYPES | {NAS_BACKUP, REPLICA}
 
 MAX_JOBS = 20_000
 _NAMESPACE = uuid.UUID("8d2f4b6e-3c1a-4e57-9b0d-6a7c5e2f1b93")

@@ -16,9 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from exporter.simulator.estate import (
     AGENT_BACKUP,
-    CONTAINER_TYPES,
     IMMEDIATE_COPY,
-    NAS_BACKUP,
+    NO_RESTORE_POINTS,
     Estate,
     JobSpec,
 )
@@ -38,6 +37,9 @@ class JobRun:
     is_retry: bool
     parent_id: str | None
     restore_points: int
+    # The scheduled start of the run it belongs to (first attempt, family parent): history
+    # keeps whole runs, so it never begins with a lone retry or a worker without a parent.
+    root: datetime
 
 
 def generate_job_day(seed: int, estate: Estate, day: date) -> list[JobRun]:
@@ -77,8 +79,8 @@ def _roll(rng: random.Random, p_failure: float, p_warning: float) -> str:
 
 
 def _points(job: JobSpec, result: str) -> int:
-    """Restore points a session creates: one per object unless it failed; NAS runs none."""
-    if result == FAILED or job.job_type == NAS_BACKUP or job.job_type in CONTAINER_TYPES:
+    """Restore points a session creates: one per object unless it failed."""
+    if result == FAILED or job.job_type in NO_RESTORE_POINTS:
         return 0
     return len(job.objects)
 
@@ -93,7 +95,9 @@ def _plain_runs(job: JobSpec, rng: random.Random, starts: list[datetime]) -> lis
             p_failure = job.p_retry_failure if retry else job.p_failure
             result = _roll(rng, p_failure, job.p_warning)
             end = at + timedelta(seconds=seconds)
-            out.append(JobRun(_guid(rng), job, at, end, result, retry, None, _points(job, result)))
+            out.append(
+                JobRun(_guid(rng), job, at, end, result, retry, None, _points(job, result), start)
+            )
             if result != FAILED:
                 break
             at = end + timedelta(seconds=job.retry_wait_seconds + rng.uniform(0, 30))
@@ -120,11 +124,13 @@ def _agent_runs(
                 end = created + timedelta(seconds=seconds)
                 points = _points(machine, result)
                 children.append(
-                    JobRun(_guid(rng), machine, created, end, result, retry, parent_id, points)
+                    JobRun(
+                        _guid(rng), machine, created, end, result, retry, parent_id, points, start
+                    )
                 )
             end = max(c.end for c in children) + timedelta(seconds=rng.uniform(5, 30))
             result = worst([c.result for c in children])
-            out.append(JobRun(parent_id, job, at, end, result, retry, None, 0))
+            out.append(JobRun(parent_id, job, at, end, result, retry, None, 0, start))
             out.extend(children)
             pending = [c.job for c in children if c.result == FAILED]
             if not pending:
@@ -161,10 +167,12 @@ def _copy_runs(
             end = min(created + timedelta(seconds=max(30.0, copy_seconds)), span_end)
             result = _roll(rng, worker.p_failure, worker.p_warning)
             points = _points(worker, result)
-            children.append(JobRun(_guid(rng), worker, created, end, result, False, None, points))
+            children.append(
+                JobRun(_guid(rng), worker, created, end, result, False, None, points, start)
+            )
         # Workers carry no parent link (real answers show none); they run inside the parent.
         end = max([span_end, *(c.end + timedelta(seconds=30) for c in children)])
         result = worst([c.result for c in children])
-        out.append(JobRun(_guid(rng), job, start, end, result, False, None, 0))
+        out.append(JobRun(_guid(rng), job, start, end, result, False, None, 0, start))
         out.extend(children)
     return out

@@ -125,7 +125,7 @@ class JobStore:
             return
         while self._next_day <= now.date():
             for run in generate_job_day(self._seed, self.estate, self._next_day):
-                if run.created >= self._history_start:
+                if run.root >= self._history_start:
                     self._entries[run.job.session_type][run.id] = run
             self._next_day += timedelta(days=1)
             self._changes += 1
