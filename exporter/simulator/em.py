@@ -202,7 +202,7 @@ class SimulatedEM:
         ReplicaJobSession) as of its backup server's last data collection, in the unsorted
         answer's order, whatever its age (the query service's window is not applied).
         With `uncollected`, what the backup servers hold now instead."""
-        return self._core.job_views(session_type, truth=uncollected)
+        return list(self._core.job_views(session_type, truth=uncollected))
 
     def job_collections(self) -> dict[str, datetime | None]:
         """Backup server name -> the time of the data collection the EM shows (None before

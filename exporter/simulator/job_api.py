@@ -81,8 +81,8 @@ class JobRoutes:
         self._core = core
         self._api = api
         self._lock = threading.Lock()
-        # key -> (the views it was computed from, the answer)
-        self._answers: dict[tuple[object, ...], tuple[object, list[Any]]] = {}
+        # key -> (the views it was computed from, the answer, its oldest creation time)
+        self._answers: dict[tuple[object, ...], tuple[object, list[Any], datetime | None]] = {}
 
     def handle(self, route: str, req: Request, renderer: Renderer, ident: str) -> Response:
         if route == "query":
@@ -150,7 +150,7 @@ class JobRoutes:
         try:
             qtype = _query_type(req.query_value("type"))
             entities = _entities(req.query_value("format"))
-            answer = self._answer(
+            answer, oldest = self._answer(
                 qtype,
                 req.query_value("filter") or "",
                 req.query_value("sortAsc"),
@@ -158,9 +158,9 @@ class JobRoutes:
             )
             if fault is not None and fault.kind == "empty":
                 answer = []
-            if settings.query_window_days > 0:
+            if settings.query_window_days > 0 and oldest is not None:
                 horizon = core.clock.now() - timedelta(days=settings.query_window_days)
-                if answer and min(_created(x) for x in answer) < horizon:
+                if oldest < horizon:  # rare: the history is shorter than the window
                     answer = [x for x in answer if _created(x) >= horizon]
             pages = paging(
                 len(answer), req.query_value("pageSize"), page_text, settings.query_page_size_cap
@@ -188,7 +188,8 @@ class JobRoutes:
 
     def _answer(
         self, qtype: QueryType, text: str, ascending: str | None, descending: str | None
-    ) -> list[Any]:
+    ) -> tuple[list[Any], datetime | None]:
+        """The filtered, sorted answer and the creation time of its oldest entry."""
         if ascending is not None and descending is not None:
             raise QueryError("Only one of sortAsc and sortDesc can be given.")
         predicate = compile_filter(text, qtype.fields, qtype.name)
@@ -200,16 +201,17 @@ class JobRoutes:
         with self._lock:
             cached = self._answers.get(key)
             if cached is not None and cached[0] is views:
-                return cached[1]
+                return cached[1], cached[2]
         items: Sequence[Any] = self._all_tasks(views, version) if qtype.tasks else views
         answer = [x for x in items if predicate(x)] if predicate is not None else list(items)
         if field is not None:
             answer = sorted_by(answer, field, descending=descending is not None, em_version=version)
+        oldest = min((_created(x) for x in answer), default=None)
         with self._lock:
             if len(self._answers) >= _CACHED_ANSWERS:
                 self._answers.pop(next(iter(self._answers)))
-            self._answers[key] = (views, answer)
-        return answer
+            self._answers[key] = (views, answer, oldest)
+        return answer, oldest
 
     def _all_tasks(self, views: list[SimJobSession], version: str) -> list[SimTaskSession]:
         out = [t for v in views for t in self._tasks(v)]

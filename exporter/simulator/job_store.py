@@ -140,11 +140,6 @@ class JobStore:
                     self._finished.pop(key, None)
                 self._changes += 1
 
-    def count(self) -> int:
-        """Sessions generated or added so far, started or not."""
-        with self._lock:
-            return sum(len(entries) for entries in self._entries.values())
-
     # collections
 
     def _tick(self, host: str, now: datetime, immediate: bool) -> Tick | None:
