@@ -159,6 +159,12 @@ class SimCore:
 
     # backup job sessions
 
+    def job_digits(self) -> int:
+        """Fraction digits of job-session times: a v12 EM keeps them in SQL Server
+        `datetime` columns, milliseconds at most (`...12:00:11.94Z`)."""
+        s = self.settings
+        return min(s.fraction_digits, 3) if s.em_version == "12" else s.fraction_digits
+
     def job_list(self) -> list[SimJob]:
         return [_public(job) for job in self.jobs.estate.jobs]
 
@@ -169,7 +175,7 @@ class SimCore:
         return self.jobs.views(
             session_type,
             self.clock.schedule_now(),
-            digits=s.fraction_digits,
+            digits=self.job_digits(),
             em_version=s.em_version,
             immediate=truth or s.job_visibility == "immediate",
         )
@@ -183,7 +189,7 @@ class SimCore:
             session_type,
             session_id,
             self.clock.schedule_now(),
-            digits=s.fraction_digits,
+            digits=self.job_digits(),
             em_version=s.em_version,
             immediate=truth or s.job_visibility == "immediate",
         )
@@ -236,7 +242,7 @@ class SimCore:
         )
         self.jobs.add(data, self.clock.schedule_now())
         s = self.settings
-        return fixed_view(data, s.fraction_digits, s.em_version)
+        return fixed_view(data, self.job_digits(), s.em_version)
 
     def finish_job_session(
         self,
@@ -266,7 +272,7 @@ class SimCore:
         )
         self.jobs.change(session_id, self.clock.schedule_now(), data)
         s = self.settings
-        return fixed_view(data, s.fraction_digits, s.em_version)
+        return fixed_view(data, self.job_digits(), s.em_version)
 
     def remove_job_session(self, session_id: str) -> None:
         self._truth(session_id)

@@ -136,8 +136,7 @@ class JobRoutes:
 
     def _tasks(self, session: SimJobSession) -> list[SimTaskSession]:
         job = self._core.jobs.estate.by_uid.get(session.job_uid)
-        s = self._core.settings
-        return tasks_of(session, job, self._core.clock.now(), s.fraction_digits)
+        return tasks_of(session, job, self._core.clock.now(), self._core.job_digits())
 
     def _query(self, req: Request, renderer: Renderer) -> Response:
         core = self._core

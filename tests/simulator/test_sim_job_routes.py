@@ -4,6 +4,7 @@ against Veeam's documented example and the key order of real v12/v13 answers."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -139,6 +140,8 @@ def test_json_keys_in_both_casings_and_v13_names(rem: SimulatedEM, token: str) -
     path = f"/api/backupSessions/{s.id}?format=Entity"
     pascal = get(rem, path, token, Accept="application/json").json()
     assert list(pascal) == JSON_KEYS
+    # v12 job-session times have at most three fraction digits (SQL Server datetime).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z", pascal["CreationTimeUTC"])
     assert pascal["Links"][0] == {
         "Rel": "Up",
         "Href": pascal["Links"][0]["Href"],
@@ -156,7 +159,9 @@ def test_json_keys_in_both_casings_and_v13_names(rem: SimulatedEM, token: str) -
         camel = get(rem, path, token, Accept="application/json").json()
         assert list(camel) == [k[0].lower() + k[1:] if k != "UID" else "uid" for k in JSON_KEYS]
         assert camel["state"] == "Stopped" and camel["links"][0]["type"] == "BackupServerReference"
-        stamp = s.created.isoformat(sep=" ", timespec="microseconds")[:26].rstrip("0").rstrip(".")
+        v13 = next(x for x in rem.job_sessions() if x.id == s.id)  # six digits kept
+        assert v13.created.microsecond % 1000 != 0 and s.created.microsecond % 1000 == 0
+        stamp = v13.created.isoformat(sep=" ", timespec="microseconds")[:26].rstrip("0").rstrip(".")
         assert camel["name"] == f"Daily VM Backup@{stamp}"
         assert camel["links"][5]["name"] == stamp  # v13 restore point names
     finally:
