@@ -1,26 +1,49 @@
-# syntax=docker/dockerfile:1
-#
 # Container image of veeam-em-exporter (see docs/deployment.md).
 #
 #   docker build -t veeam-em-exporter .
+#   DOCKER_BUILDKIT=0 docker build -t veeam-em-exporter .       # the classic builder
+#   docker build --build-arg PYTHON_IMAGE=registry.local/python:3.11-slim-bookworm \
+#                --build-arg PIP_INDEX_URL=https://pypi.registry.local/simple -t veeam-em-exporter .
 #   docker run --rm -p 9745:9745 veeam-em-exporter --demo
 #
-# Two stages: the builder turns the project and its dependencies into wheels; the runtime
-# stage installs only those wheels (no index, no compiler) into a virtualenv and runs as a
-# fixed non-root user. Both stages use the same base image, pinned by tag; tests/test_deployment.py
-# checks this file, and installs the project with the same pip commands.
+# Builds with the classic builder and with BuildKit alike: no syntax line (no frontend image
+# to pull), no RUN --mount, no COPY --chmod, no heredocs (tests/test_deployment.py checks it).
+# Two stages on the same base image: the builder turns the project and its dependencies into
+# wheels and installs them into a virtualenv at /opt/venv; the runtime stage copies that
+# virtualenv and nothing else (no wheels, no compiler, no build tools) and runs as a fixed
+# non-root user. tests/test_deployment.py checks this file, and installs the project with the
+# same pip commands.
+
+# The base image of both stages, pinned by tag; name a mirror here on an air-gapped network.
+# Both stages must use the same image: the virtualenv's python links to the base image's.
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
-FROM python:3.11.11-slim-bookworm AS builder
+FROM ${PYTHON_IMAGE} AS builder
+
+# The package index pip reads the dependencies (and the build backend) from; a mirror here.
+ARG PIP_INDEX_URL=https://pypi.org/simple
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# What the wheel is built from: the package, its metadata, and the deployment files it carries
+# (`veeam-em-exporter assets DIR` writes them out of the image too).
+COPY pyproject.toml setup.py README.md LICENSE config.example.yml ./
 COPY exporter ./exporter
+COPY prometheus ./prometheus
+COPY grafana ./grafana
+COPY packaging ./packaging
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Installed here, in the builder, so that the runtime stage gets the virtualenv in one COPY
+# and the wheels never become a layer of the image. (Copying them into the runtime stage and
+# deleting them in a later step would leave them in the copy's layer; BuildKit's bind mount,
+# which avoids that, does not exist in the classic builder.)
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links=/wheels veeam-em-exporter
 
 # ---------------------------------------------------------------------------------------------
-FROM python:3.11.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
+ARG PYTHON_IMAGE
 ARG VERSION=unknown
 LABEL org.opencontainers.image.title="veeam-em-exporter" \
       org.opencontainers.image.description="Prometheus exporter for Veeam Backup Enterprise Manager system sessions" \
@@ -28,24 +51,23 @@ LABEL org.opencontainers.image.title="veeam-em-exporter" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/veeam-em-exporter/veeam-em-exporter" \
       org.opencontainers.image.documentation="https://github.com/veeam-em-exporter/veeam-em-exporter/blob/main/docs/deployment.md" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11.11-slim-bookworm"
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-# The wheels are bind-mounted from the builder for this one step, so they never become a layer.
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links=/wheels veeam-em-exporter
+COPY --from=builder /opt/venv /opt/venv
+COPY deploy/docker/entrypoint.sh /usr/local/bin/veeam-em-exporter-entrypoint
 
 # A fixed UID/GID, so file permissions on mounted configs and secrets can be planned for.
+# The entrypoint's mode is set here rather than trusted from the checkout (a checkout made
+# with umask 077 would leave it unreadable to that user).
 RUN groupadd --system --gid 10001 exporter \
     && useradd --system --no-log-init --uid 10001 --gid 10001 \
         --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin exporter \
-    && mkdir -p /etc/veeam-em-exporter
-
-COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/veeam-em-exporter-entrypoint
+    && mkdir -p /etc/veeam-em-exporter \
+    && chmod 0755 /usr/local/bin/veeam-em-exporter-entrypoint
 
 USER 10001:10001
 EXPOSE 9745

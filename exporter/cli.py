@@ -3,6 +3,9 @@
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT) or a good ``--config.check``; 1 when the
 exporter cannot start (the listen address is taken); 2 for a bad configuration or bad flags.
 ``--em.check`` exits 0 when every EM answered, 1 when any failed, 2 for a bad configuration.
+
+``veeam-em-exporter assets ...`` is a command of its own (``exporter.assets``): only a first
+argument of exactly ``assets`` selects it, so every flag of the exporter means what it did.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from exporter import __version__, emcheck, logs
+from exporter import __version__, assets, emcheck, logs
 from exporter.app import Exporter
 from exporter.build import current as current_build
 from exporter.config import (
@@ -52,6 +55,10 @@ def _epilog() -> str:
         "signals:",
         "  SIGTERM, SIGINT  stop polling, log out of every EM, exit 0",
         "  SIGHUP           reload the configuration (a bad one is logged, the old one kept)",
+        "",
+        "commands:",
+        "  assets DIR       write the alert rules, dashboards, example configuration and systemd",
+        "                   unit of this version into DIR (veeam-em-exporter assets --help)",
         "",
         "documentation: README.md and docs/ (configuration.md, alerts.md, deployment.md)",
     ]
@@ -183,7 +190,10 @@ def _print_problems(title: str, exc: ConfigError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["assets"]:
+        return assets.main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     logs.setup(args.log_level, args.log_format)
 
     web_config: WebConfig | None = None

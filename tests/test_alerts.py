@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# tools/ is not installed: it is imported from the checkout, as `python -m tools...` does.
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
+
+from tools.prometheusrule import RUNBOOK_BASE_URL, rebase_runbooks  # noqa: E402
+
 PROMETHEUS_DIR = REPO / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
@@ -26,7 +33,7 @@ PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTMANAGER_CONFIG = PROMETHEUS_DIR / "alertmanager.yml"
 ALERTS_DOC = REPO / "docs" / "alerts.md"
 
-RUNBOOK_BASE = "https://github.com/veeam-em-exporter/veeam-em-exporter/blob/main/docs/alerts.md#"
+RUNBOOK_BASE = RUNBOOK_BASE_URL + "#"
 SEVERITIES = {"critical", "warning", "info"}
 THRESHOLD_GROUP = "veeam-em-thresholds"
 
@@ -177,6 +184,41 @@ def test_runbook_anchor_is_a_heading_in_the_docs(alertname: str) -> None:
     (rule,) = [r for r in alert_rules() if r["alert"] == alertname]
     anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
     assert anchor in doc_anchors(), f"docs/alerts.md has no heading for #{anchor}"
+
+
+def runbook_links_section() -> str:
+    text = ALERTS_DOC.read_text(encoding="utf-8")
+    return text.split("\n## Runbook links\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_runbook_base_is_the_documented_one() -> None:
+    section = runbook_links_section()
+    assert f"\n```text\n{RUNBOOK_BASE_URL}\n```\n" in section
+    assert "tools/prometheusrule.py" in section
+    # Every runbook_url of the file, whatever its rule: the base, then a heading of the page.
+    urls = re.findall(r"runbook_url:\s*(\S+)", ALERTS.read_text(encoding="utf-8"))
+    assert len(urls) == len(ALERT_NAMES)
+    for url in urls:
+        assert url.startswith(RUNBOOK_BASE), url
+        assert url.removeprefix(RUNBOOK_BASE) in doc_anchors(), url
+
+
+def test_the_documented_sed_moves_every_runbook_link_and_nothing_else(tmp_path: Path) -> None:
+    (command,) = [
+        line.strip()
+        for line in runbook_links_section().splitlines()
+        if line.strip().startswith("sed ")
+    ]
+    (tmp_path / "prometheus").mkdir()
+    shutil.copy2(ALERTS, tmp_path / "prometheus" / "alerts.yml")
+    result = subprocess.run(
+        ["sh", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    moved = load_yaml(tmp_path / "alerts.yml")["groups"]
+    # The same as the PrometheusRule generator's --runbook-base-url makes of the groups.
+    assert moved == rebase_runbooks(groups(), "https://wiki.example.com/ops/veeam-em")
+    assert moved != groups()
 
 
 @pytest.mark.parametrize("alertname", ALERT_NAMES)

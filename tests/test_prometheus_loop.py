@@ -7,8 +7,9 @@ configuration is the shipped `prometheus/prometheus.yml` with only the intervals
 the rule file path and Alertmanager changed.
 
 The tests then ask Prometheus, over its HTTP API, whether the target is up, every rule is
-healthy, every dashboard query runs and returns data, the template variables have values, and
-whether a failed session injected into the simulator fires `VeeamEMSystemSessionFailed`.
+healthy, every query of every dashboard runs and returns data with the variables set to real
+values (formatted as Grafana formats them), the template variables have values, and whether a
+failed session injected into the simulator fires `VeeamEMSystemSessionFailed`.
 
 `VeeamEMExporterDown` gets an exporter and a Prometheus of its own, since its test stops that
 exporter; that Prometheus loads a copy of the shipped rules with only the alert's `for:`
@@ -35,11 +36,13 @@ import requests
 import yaml
 from fakes import wait_for
 from test_dashboards import (
-    OVERVIEW,
+    ALL,
+    DASHBOARDS,
+    DRILLDOWN,
     all_panels,
     dashboard_queries,
+    interpolate,
     load_json,
-    substitute_variables,
     variable_query,
     variable_selector,
     variables,
@@ -58,10 +61,13 @@ PROMETHEUS_CONFIG = REPO / "prometheus" / "prometheus.yml"
 SERVER = "em-sim"
 JOB = "veeam-em"
 
-# Dashboard queries (panel title, refId) allowed to return nothing, with the reason.
-# Empty: the fixture makes every query have data (a running session, sessions finished after
+# The session type the drill-down is tested with: the fixture gives it every kind of data.
+DRILLDOWN_TYPE = "CollectJob"
+
+# Dashboard queries (file, panel title, refId) allowed to return nothing, with the reason.
+# Empty: the fixture makes every query have data (running sessions, sessions finished after
 # the exporter's baseline poll, error and skip counters that exist at 0 from the start).
-MAY_BE_EMPTY: dict[tuple[str, str], str] = {}
+MAY_BE_EMPTY: dict[tuple[str, str, str], str] = {}
 
 # Deadlines, in seconds of wall time.
 STARTUP = 30.0
@@ -260,8 +266,10 @@ def loop(
     with running_prometheus(prometheus_path, work, simulator, target, config) as result:
         # Once Prometheus holds the exporter's baseline (histograms at 0): sessions that
         # finish and are counted (so rate() over the histogram sees an increase, as the
-        # duration quantiles and the 7-day mean need), and one that keeps running (age of the
-        # oldest running session). Live activity alone would take up to 15 s to finish one.
+        # duration quantiles and the 7-day mean need), and ones that keep running (age of the
+        # oldest running session, on the overview and on the CollectJob drill-down, since a
+        # live CollectJob runs for less than a second). Live activity alone would take up to
+        # 15 s to finish one.
         result.eventually(
             lambda: bool(
                 result.query(
@@ -280,6 +288,7 @@ def loop(
             ended=now,
         )
         simulator.add_session("DatabaseMaintenance", created=now - timedelta(minutes=5))
+        simulator.add_session(DRILLDOWN_TYPE, created=now - timedelta(minutes=2))
         yield result
 
 
@@ -331,54 +340,90 @@ def test_every_rule_loads_and_evaluates_ok(loop: Loop) -> None:
             assert not rule.get("lastError"), where
 
 
-# --- dashboard --------------------------------------------------------------------------------------
+# --- dashboards -------------------------------------------------------------------------------------
 
-OVERVIEW_DASHBOARD = load_json(OVERVIEW)
+MODELS = {path.name: load_json(path) for path in DASHBOARDS}
 TARGETS = {
-    (panel.get("title", ""), target.get("refId", "")): target
-    for panel in all_panels(OVERVIEW_DASHBOARD)
+    (name, panel.get("title", ""), target.get("refId", "")): target
+    for name, dashboard in MODELS.items()
+    for panel in all_panels(dashboard)
     for target in panel.get("targets", [])
 }
 QUERIES = [
-    (title, ref, substitute_variables(expr))
-    for title, ref, expr in dashboard_queries(OVERVIEW_DASHBOARD)
+    (name, title, ref, expr)
+    for name, dashboard in MODELS.items()
+    for title, ref, expr in dashboard_queries(dashboard)
+]
+QUERY_VARIABLES = [
+    (name, variable)
+    for name, dashboard in MODELS.items()
+    for variable, model in variables(dashboard).items()
+    if model["type"] == "query"
 ]
 
 
+def selection(name: str, loop: Loop) -> dict[str, list[str]]:
+    """What a user of this loop picks: real values where a variable takes one (this exporter,
+    its one server), All session types on the overview, one type in the drill-down."""
+    chosen = {"job": [JOB], "instance": [loop.target], "server": [SERVER]}
+    chosen["session_type"] = [DRILLDOWN_TYPE] if name == DRILLDOWN.name else [ALL]
+    return chosen
+
+
 def test_exemptions_name_existing_queries() -> None:
-    present = {(title, ref) for title, ref, _ in QUERIES}
+    present = {(name, title, ref) for name, title, ref, _ in QUERIES}
     assert set(MAY_BE_EMPTY) <= present, sorted(set(MAY_BE_EMPTY) - present)
 
 
+def test_every_dashboard_is_tested() -> None:
+    assert {name for name, _, _, _ in QUERIES} == {path.name for path in DASHBOARDS}
+
+
 @pytest.mark.parametrize(
-    ("title", "ref", "expr"), QUERIES, ids=[f"{title}/{ref}" for title, ref, _ in QUERIES]
+    ("name", "title", "ref", "expr"),
+    QUERIES,
+    ids=[f"{name.removesuffix('.json')}/{title}/{ref}" for name, title, ref, _ in QUERIES],
 )
-def test_dashboard_query_runs_and_returns_data(loop: Loop, title: str, ref: str, expr: str) -> None:
+def test_dashboard_query_runs_and_returns_data(
+    loop: Loop, name: str, title: str, ref: str, expr: str
+) -> None:
+    query = interpolate(expr, MODELS[name], selection(name, loop))
     # Grafana runs a panel's target as an instant query, a range query, or both.
-    target = TARGETS.get((title, ref), {})
+    target = TARGETS[(name, title, ref)]
     as_range = bool(target.get("range", not target.get("instant", False)))
     # An error (bad syntax, many-to-many match, ...) fails at once in `api`; data may need a
     # few scrapes and evaluations (increase() needs two samples, a recording rule one round).
     results: list[dict[str, Any]] = []
 
     def has_data() -> bool:
-        results[:] = loop.query(expr)
+        results[:] = loop.query(query)
         if as_range:
-            results.extend(loop.query_range(expr, 30))
-        return bool(results)
+            results.extend(loop.query_range(query, 30))
+        # NaN is no data to a user: histogram_quantile() of buckets that did not move.
+        return any(v[1] != "NaN" for r in results for v in r.get("values", [r.get("value")]))
 
-    if (title, ref) in MAY_BE_EMPTY:
+    if (name, title, ref) in MAY_BE_EMPTY:
         has_data()  # must still run without error
         return
-    loop.eventually(has_data, f"{title}/{ref}: no data for {expr}", SETTLE)
+    loop.eventually(has_data, f"{name} {title}/{ref}: no data for {query}", SETTLE)
+    # The variables select exactly the series the user picked.
+    for result in results:
+        labels = result["metric"]
+        assert labels.get("instance", loop.target) == loop.target, (title, labels)
+        assert labels.get("server", SERVER) == SERVER, (title, labels)
+        if name == DRILLDOWN.name:
+            assert labels.get("session_type", DRILLDOWN_TYPE) == DRILLDOWN_TYPE, (title, labels)
 
 
 @pytest.mark.parametrize(
-    "name", [n for n, v in variables(OVERVIEW_DASHBOARD).items() if v["type"] == "query"]
+    ("name", "variable"),
+    QUERY_VARIABLES,
+    ids=[f"{name.removesuffix('.json')}/{variable}" for name, variable in QUERY_VARIABLES],
 )
-def test_template_variable_has_values(loop: Loop, name: str) -> None:
-    query = variable_query(variables(OVERVIEW_DASHBOARD)[name])
-    selector = substitute_variables(variable_selector(query))
+def test_template_variable_has_values(loop: Loop, name: str, variable: str) -> None:
+    dashboard = MODELS[name]
+    query = variable_query(variables(dashboard)[variable])
+    selector = interpolate(variable_selector(query), dashboard, selection(name, loop))
     label = query.strip().removesuffix(")").rsplit(",", 1)[1].strip()
     values: list[str] = []
 
@@ -387,10 +432,12 @@ def test_template_variable_has_values(loop: Loop, name: str) -> None:
         return bool(values)
 
     loop.eventually(found, f"no values for {query}", SETTLE)
-    if name == "server":
-        assert values == [SERVER]
-    if name == "session_type":
-        assert {"CollectJob", "DatabaseMaintenance"} <= set(values)
+    # The values the query tests pick are among those a user is offered.
+    expected = {"job": [JOB], "instance": [loop.target], "server": [SERVER]}
+    if variable in expected:
+        assert values == expected[variable]
+    if variable == "session_type":
+        assert {"CollectJob", "DatabaseMaintenance", DRILLDOWN_TYPE} <= set(values)
 
 
 # --- the failure alert ------------------------------------------------------------------------------

@@ -11,10 +11,11 @@ from exporter.simulator.auth import Logon
 from exporter.simulator.bulk import gzip_bomb, padded
 from exporter.simulator.core import SimCore
 from exporter.simulator.faults import Fault, Target
+from exporter.simulator.job_api import QUERY_TYPES, JobRoutes
 from exporter.simulator.links import VERSIONS
 from exporter.simulator.messages import Request, Response
 from exporter.simulator.render import Renderer, corrupt, wants_json
-from exporter.simulator.routes import match
+from exporter.simulator.routes import JOB_ROUTES, match
 
 TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name
 # The texts Veeam uses for these cases are unknown; these say what happened.
@@ -41,12 +42,20 @@ def base_url(core: SimCore, req: Request) -> str:
 class Api:
     def __init__(self, core: SimCore) -> None:
         self._core = core
+        self._jobs = JobRoutes(core, self)
 
     def pause(self, seconds: float) -> bool:
         """Wait (a trickle's pace); True when the simulator is stopping instead."""
         return self._core.stopping.wait(seconds)
 
     def handle(self, req: Request) -> Response:
+        response = self._handle(req)
+        per_mb = self._core.settings.latency_per_mb
+        if per_mb > 0 and response.body:
+            self._core.sleep(per_mb * len(response.body) / 1_000_000)
+        return response
+
+    def _handle(self, req: Request) -> Response:
         core = self._core
         settings = core.settings
         renderer = Renderer(
@@ -57,7 +66,12 @@ class Api:
             digits=settings.fraction_digits,
         )
         found = match(req.path)
-        core.stats.count_request(found.stats_key(req.method))
+        asked = (req.query_value("type") or "").lower()
+        key = found.stats_key(
+            req.method, QUERY_TYPES[asked].name if asked in QUERY_TYPES else asked
+        )
+        core.stats.count_request(key)
+        core.stats.record_request(req.method, req.target, key)
         core.sleep(settings.latency)
         route = found.route
         if route is None:
@@ -73,7 +87,10 @@ class Api:
         logon = self._authenticate(req, renderer)
         if isinstance(logon, Response):
             return logon
+        core.stats.count_logon_request(logon.session_id, key)
         ident = found.ident or ""
+        if route.name in JOB_ROUTES:
+            return self._jobs.handle(route.name, req, renderer, ident)
         if route.name == "logon_list":
             return _ok(renderer, renderer.logon_sessions(core.logons.active()))
         if route.name == "logon_one":
@@ -82,13 +99,22 @@ class Api:
             return self._sessions(req, renderer)
         return self._one_session(req, renderer, ident, events=route.name == "events")
 
-    def _take_fault(self, target: Target) -> Fault | None:
-        fault = self._core.faults.take(target)
+    def take_fault(self, target: Target, page: int | None = None) -> Fault | None:
+        fault = self._core.faults.take(target, page)
         if fault is not None:
             self._core.stats.count_fault(fault.kind)
         return fault
 
-    def _early_fault(self, fault: Fault | None, renderer: Renderer) -> Response | None:
+    def collection_fault(
+        self, target: Target, renderer: Renderer, page: int | None = None
+    ) -> tuple[Fault | None, Response | None]:
+        """The fault a collection request takes, and the answer that replaces it, if any."""
+        fault = self.take_fault(target, page)
+        if fault is not None and fault.kind == "401":
+            return fault, _error(renderer, 401, MSG_BAD_TOKEN)
+        return fault, self.early_fault(fault, renderer)
+
+    def early_fault(self, fault: Fault | None, renderer: Renderer) -> Response | None:
         """Faults that replace the answer; `delay` waits and lets the request go on."""
         if fault is None:
             return None
@@ -116,7 +142,7 @@ class Api:
         return None
 
     @staticmethod
-    def _late_fault(fault: Fault | None, response: Response, renderer: Renderer) -> Response:
+    def late_fault(fault: Fault | None, response: Response, renderer: Renderer) -> Response:
         if fault is None:
             return response
         if fault.kind == "malformed":
@@ -138,8 +164,8 @@ class Api:
         if version.lower() not in ("latest", *VERSIONS):
             supported = ", ".join(("latest", *VERSIONS))
             return _error(renderer, 400, f"Unsupported API version '{version}' ({supported}).")
-        fault = self._take_fault("logon")
-        early = self._early_fault(fault, renderer)
+        fault = self.take_fault("logon")
+        early = self.early_fault(fault, renderer)
         if early is not None:
             return early
         if (fault is not None and fault.kind == "401") or not self._credentials_ok(req):
@@ -160,7 +186,7 @@ class Api:
             response.headers.append(
                 ("Location", f"{renderer.base}/logonSessions/{logon.session_id}")
             )
-        return self._late_fault(fault, response, renderer)
+        return self.late_fault(fault, response, renderer)
 
     def _credentials_ok(self, req: Request) -> bool:
         header = req.header("Authorization") or ""
@@ -193,15 +219,15 @@ class Api:
     def _logon_one(self, req: Request, renderer: Renderer, ident: str) -> Response:
         logons = self._core.logons
         if req.method == "DELETE":
-            fault = self._take_fault("logout")
+            fault = self.take_fault("logout")
             if fault is not None and fault.kind == "401":
                 return _error(renderer, 401, MSG_BAD_TOKEN)
-            early = self._early_fault(fault, renderer)
+            early = self.early_fault(fault, renderer)
             if early is not None:
                 return early
             if logons.delete(ident):
                 self._core.stats.count_logout()
-                return self._late_fault(fault, Response(204), renderer)
+                return self.late_fault(fault, Response(204), renderer)
             return _error(renderer, 404, f"Logon session '{ident}' was not found.")
         found = logons.find(ident)
         if found is None:
@@ -211,10 +237,7 @@ class Api:
 
     def _sessions(self, req: Request, renderer: Renderer) -> Response:
         core = self._core
-        fault = self._take_fault("systemSessions")
-        if fault is not None and fault.kind == "401":
-            return _error(renderer, 401, MSG_BAD_TOKEN)
-        early = self._early_fault(fault, renderer)
+        fault, early = self.collection_fault("systemSessions", renderer)
         if early is not None:
             return early
         items = [] if fault is not None and fault.kind == "empty" else core.sessions()
@@ -223,7 +246,7 @@ class Api:
             body = renderer.references(items)
         else:
             body = renderer.sessions(items)
-        return self._late_fault(fault, _ok(renderer, body), renderer)
+        return self.late_fault(fault, _ok(renderer, body), renderer)
 
     def _one_session(
         self, req: Request, renderer: Renderer, ident: str, *, events: bool

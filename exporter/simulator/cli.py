@@ -22,7 +22,8 @@ _DEFAULTS = SimulatorSettings()
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="veeam-em-simulator",
-        description="A simulated Veeam Backup Enterprise Manager REST API (/api/systemSessions).",
+        description="A simulated Veeam Backup Enterprise Manager REST API (/api/systemSessions, "
+        "backup job sessions and the query service).",
     )
     a = p.add_argument
     a("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -60,6 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     a("--fail-every", type=float, default=_DEFAULTS.fail_every, metavar="SECONDS",
       help="make the next session to finish fail once this long has passed since the last "
       "such failure; 0: off (default: %(default)s)")  # fmt: skip
+    a("--jobs", type=int, default=_DEFAULTS.jobs, metavar="N",
+      help="a generated estate of N backup jobs; 0: none (default: the demo estate)")  # fmt: skip
+    a("--job-runs-per-day", type=float, default=_DEFAULTS.job_runs_per_day, metavar="RUNS",
+      help="runs a day of each job of a generated estate (default: %(default)s)")  # fmt: skip
+    a("--job-visibility", choices=("collection", "immediate"), default=_DEFAULTS.job_visibility,
+      help="job sessions change at data-collection ticks, or at once (default: %(default)s)")  # fmt: skip
+    a("--em-version", choices=("12", "13"), default=_DEFAULTS.em_version,
+      help="job-session names, link encoding and unsorted order like v12 or v13 "
+      "(default: %(default)s)")  # fmt: skip
+    a("--query-window-days", type=float, default=_DEFAULTS.query_window_days, metavar="DAYS",
+      help="the query service shows sessions this recent; 0: all (default: %(default)s)")  # fmt: skip
+    a("--query-page-size-cap", type=int, default=_DEFAULTS.query_page_size_cap, metavar="N",
+      help="largest pageSize the query service honours; 0: no cap (default: %(default)s)")  # fmt: skip
+    a("--query-previous-link", action="store_true",
+      help="query pages after the first carry a Previous link")  # fmt: skip
+    a("--query-empty", choices=("list", "null"), default=_DEFAULTS.query_empty,
+      help="an empty query page holds an empty list or a null slot (default: %(default)s)")  # fmt: skip
+    a("--latency-per-mb", type=float, default=_DEFAULTS.latency_per_mb, metavar="SECONDS",
+      help="added to every API response per MB of its body (default: %(default)s)")  # fmt: skip
     a("--log-requests", action="store_true", help="log every request to stderr")
     return p
 
@@ -86,6 +106,15 @@ def settings_from(args: argparse.Namespace) -> SimulatorSettings:
         hostname_in_hrefs=args.hostname_in_hrefs,
         extra_session_types=args.extra_session_types,
         fail_every=args.fail_every,
+        jobs=args.jobs,
+        job_runs_per_day=args.job_runs_per_day,
+        job_visibility=args.job_visibility,
+        em_version=args.em_version,
+        query_window_days=args.query_window_days,
+        query_page_size_cap=args.query_page_size_cap,
+        query_previous_link=args.query_previous_link,
+        query_empty=args.query_empty,
+        latency_per_mb=args.latency_per_mb,
     )
 
 
@@ -141,6 +170,8 @@ def _announce(simulator: SimulatedEM) -> None:
         f"  credentials: {s.username} / {s.password}",
         f"  history: {len(simulator.sessions())} sessions from {s.backup_servers} backup servers,"
         f" live={s.live} speed={s.speed}",
+        f"  jobs: {len(simulator.jobs())} jobs, {len(simulator.job_sessions())} backup job sessions"
+        f" collected (visibility: {s.job_visibility})",
         f"  control API: {simulator.url}/_sim/stats (loopback clients only)",
     ]
     if simulator.ca_file:

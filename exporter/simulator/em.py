@@ -14,7 +14,10 @@ from types import TracebackType
 from exporter.simulator.api import Api
 from exporter.simulator.control import Control
 from exporter.simulator.core import SimCore
+from exporter.simulator.estate import BACKUP_SESSION
 from exporter.simulator.faults import Target
+from exporter.simulator.job_model import STOPPED, WORKING, SimJob, SimJobSession
+from exporter.simulator.job_model import SUCCESS as JOB_SUCCESS
 from exporter.simulator.model import IN_PROGRESS, SUCCESS, SimSession
 from exporter.simulator.server import SimHTTPServer
 from exporter.simulator.settings import SimulatorSettings
@@ -186,6 +189,84 @@ class SimulatedEM:
         or None if the schedule has none within a day."""
         return self._core.fail_next()
 
+    # backup job sessions
+
+    def jobs(self) -> list[SimJob]:
+        """The estate: every job whose sessions the backup servers hold, children included."""
+        return self._core.job_list()
+
+    def job_sessions(
+        self, session_type: str = BACKUP_SESSION, *, uncollected: bool = False
+    ) -> list[SimJobSession]:
+        """What the EM shows now: every session of the type (BackupJobSession or
+        ReplicaJobSession) as of its backup server's last data collection, in the unsorted
+        answer's order, whatever its age (the query service's window is not applied).
+        With `uncollected`, what the backup servers hold now instead."""
+        return list(self._core.job_views(session_type, truth=uncollected))
+
+    def job_collections(self) -> dict[str, datetime | None]:
+        """Backup server name -> the time of the data collection the EM shows (None before
+        the first)."""
+        return self._core.job_collections()
+
+    def collect(self, backup_server: str | None = None) -> dict[str, datetime | None]:
+        """Collect now from one backup server or all (a CollectJob system session each);
+        the EM then shows their job sessions as they are now."""
+        return self._core.collect(backup_server)
+
+    def add_job_session(
+        self,
+        job: str,
+        *,
+        state: str = WORKING,
+        result: str | None = None,
+        created: datetime | None = None,
+        ended: datetime | None = None,
+        progress: int | None = None,
+        is_retry: bool = False,
+        job_name: str | None = None,
+        job_type: str | None = None,
+        session_id: str | None = None,
+        parent_id: str | None = None,
+        restore_points: int | None = None,
+        failure_message: str | None = None,
+    ) -> SimJobSession:
+        """Add a session of `job` (uid or name), shown exactly as given from the next data
+        collection on; see docs/simulator.md for the defaults."""
+        return self._core.add_job_session(
+            job,
+            state=state,
+            result=result,
+            created=created,
+            ended=ended,
+            progress=progress,
+            is_retry=is_retry,
+            job_name=job_name,
+            job_type=job_type,
+            session_id=session_id,
+            parent_id=parent_id,
+            restore_points=restore_points,
+            failure_message=failure_message,
+        )
+
+    def finish_job_session(
+        self,
+        session_id: str,
+        *,
+        result: str = JOB_SUCCESS,
+        state: str = STOPPED,
+        ended: datetime | None = None,
+        progress: int | None = None,
+    ) -> SimJobSession:
+        """End a session the backup servers hold (generated or added), now or at `ended`;
+        the EM shows it from the next data collection on. KeyError for an unknown id."""
+        return self._core.finish_job_session(
+            session_id, result=result, state=state, ended=ended, progress=progress
+        )
+
+    def remove_job_session(self, session_id: str) -> None:
+        self._core.remove_job_session(session_id)
+
     # behaviour
 
     def inject(
@@ -197,10 +278,12 @@ class SimulatedEM:
         target: Target = "systemSessions",
         size: int | None = None,
         location: str = "",
+        page: int | None = None,
     ) -> None:
-        """Queue `fault` for the next `count` requests of `target` (see docs/simulator.md)."""
+        """Queue `fault` for the next `count` requests of `target` (see docs/simulator.md);
+        with `page` (query target only), for the next requests of that page."""
         self._core.faults.inject(
-            fault, count, delay=delay, target=target, size=size, location=location
+            fault, count, delay=delay, target=target, size=size, location=location, page=page
         )
 
     def clear_faults(self) -> None:

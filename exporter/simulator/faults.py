@@ -21,16 +21,23 @@ FAULT_KINDS = (
     "oversized",
     "gzip_bomb",
     "location_only",
+    "duplicate",
+    "flip_casing",
 )
-Target = Literal["systemSessions", "logon", "logout"]
-TARGETS: tuple[Target, ...] = ("systemSessions", "logon", "logout")
-# Faults that make no sense for a route: a logon has no collection, a logout (204) no body.
+Target = Literal["systemSessions", "logon", "logout", "query", "backupSessions"]
+TARGETS: tuple[Target, ...] = ("systemSessions", "logon", "logout", "query", "backupSessions")
+_JOB_ONLY = frozenset({"duplicate", "flip_casing"})
+# Faults that make no sense for a route: a logon has no collection, a logout (204) no body;
+# only the job-session routes repeat an entry or answer in the other JSON casing.
 _NOT_FOR: dict[str, frozenset[str]] = {
-    "systemSessions": frozenset({"location_only"}),
-    "logon": frozenset({"empty", "oversized", "gzip_bomb"}),
+    "systemSessions": frozenset({"location_only"}) | _JOB_ONLY,
+    "logon": frozenset({"empty", "oversized", "gzip_bomb"}) | _JOB_ONLY,
     "logout": frozenset(
         {"malformed", "truncated", "empty", "oversized", "gzip_bomb", "location_only"}
-    ),
+    )
+    | _JOB_ONLY,
+    "query": frozenset({"location_only"}),
+    "backupSessions": frozenset({"location_only"}),
 }
 # The faults each target accepts, in FAULT_KINDS order.
 FAULTS_FOR: dict[str, tuple[str, ...]] = {
@@ -49,6 +56,7 @@ class Fault:
     delay: float = 0.0  # seconds to wait (delay) or between two bytes (trickle)
     size: int = 0  # decoded bytes of an oversized answer or a gzip bomb
     location: str = ""  # where a redirect points; empty: /api/redirected on this simulator
+    page: int | None = None  # query only: the fault waits for a request of this page
 
 
 class FaultQueue:
@@ -67,6 +75,7 @@ class FaultQueue:
         target: str,
         size: int | None = None,
         location: str = "",
+        page: int | None = None,
     ) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
@@ -82,6 +91,10 @@ class FaultQueue:
             raise ValueError("size must be a positive number of bytes")
         if not isinstance(location, str):
             raise ValueError("location must be a string")
+        if page is not None and (
+            target != "query" or isinstance(page, bool) or not isinstance(page, int) or page < 1
+        ):
+            raise ValueError("page must be a positive integer, and only for the query target")
         if kind == "trickle" and delay == 0:
             delay = DEFAULT_TRICKLE_INTERVAL
         fault = Fault(
@@ -89,14 +102,19 @@ class FaultQueue:
             float(delay),
             size if size is not None else DEFAULT_SIZES.get(kind, 0),
             location,
+            page,
         )
         with self._lock:
             self._queues[target].extend(fault for _ in range(count))
 
-    def take(self, target: Target) -> Fault | None:
+    def take(self, target: Target, page: int | None = None) -> Fault | None:
+        """The next fault of the target; one waiting for another page stays queued (and
+        holds back the faults behind it, so the order of injection holds)."""
         with self._lock:
             queue = self._queues[target]
-            return queue.popleft() if queue else None
+            if not queue or (queue[0].page is not None and queue[0].page != page):
+                return None
+            return queue.popleft()
 
     def clear(self) -> None:
         with self._lock:

@@ -44,7 +44,7 @@ def _sessions_of(kind: JobKind, seed: int, host: str | None, midnight: datetime)
         state, message, canceled = _outcome(kind, rng, host)
         if canceled:
             seconds *= rng.uniform(0.2, 0.9)
-        session_id = _guid(rng.getrandbits(128))
+        session_id = guid_from_bits(rng.getrandbits(128))
         out.append(
             Planned(
                 id=session_id,
@@ -74,7 +74,7 @@ def _outcome(kind: JobKind, rng: random.Random, host: str | None) -> tuple[str, 
     return SUCCESS, "", False
 
 
-def _guid(bits: int) -> str:
+def guid_from_bits(bits: int) -> str:
     """A version-4 GUID string from 128 random bits (uuid.UUID is slower for thousands)."""
     bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
     bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)

@@ -22,7 +22,7 @@ def pascal(key: str) -> str:
     return key
 
 
-def _links(k: Keys, items: Sequence[Link]) -> list[Json]:
+def links_json(k: Keys, items: Sequence[Link]) -> list[Json]:
     return [
         {k("Rel"): x.rel, k("Href"): x.href, k("Name"): x.name, k("Type"): x.type} for x in items
     ]
@@ -37,7 +37,7 @@ def session(k: Keys, base: str, s: SimSession, digits: int) -> Json:
         k("Result"): {k("Result"): s.result, k("Message"): s.message, k("IsCanceled"): s.canceled},
         k("Name"): s.name,
         k("UID"): L.session_uid(s.id),
-        k("Links"): _links(k, L.entity_links(base, s.id, s.name)),
+        k("Links"): links_json(k, L.entity_links(base, s.id, s.name)),
         k("Href"): L.session_entity_href(base, s.id),
         k("Type"): "SystemSession",
     }
@@ -51,7 +51,7 @@ def entity_ref(k: Keys, base: str, s: SimSession) -> Json:
     return {
         k("UID"): L.session_uid(s.id),
         k("Name"): s.name,
-        k("Links"): _links(k, L.reference_links(base, s.id, s.name)),
+        k("Links"): links_json(k, L.reference_links(base, s.id, s.name)),
         k("Href"): L.session_ref_href(base, s.id),
         k("Type"): "SystemSessionReference",
     }
@@ -63,7 +63,7 @@ def references(k: Keys, base: str, items: Sequence[SimSession]) -> Json:
 
 def events(k: Keys, base: str, s: SimSession, items: Sequence[SimEvent], digits: int) -> Json:
     return {
-        k("Links"): _links(k, L.events_links(base, s.id, s.name)),
+        k("Links"): links_json(k, L.events_links(base, s.id, s.name)),
         k("Events"): [
             {
                 k("CreationTimeUTC"): format_timestamp(e.created, digits, zulu=False),
@@ -81,7 +81,7 @@ def logon_session(k: Keys, base: str, logon: Logon) -> Json:
     return {
         k("UserName"): logon.username,
         k("SessionId"): logon.session_id,
-        k("Links"): _links(k, L.logon_links(base, logon.session_id)),
+        k("Links"): links_json(k, L.logon_links(base, logon.session_id)),
         k("Href"): L.logon_href(base, logon.session_id),
         k("Type"): "LogonSession",
     }
@@ -93,10 +93,12 @@ def logon_sessions(k: Keys, base: str, items: Sequence[Logon]) -> Json:
 
 def enterprise_manager(k: Keys, base: str) -> Json:
     # The nesting (SupportedVersions inside SupportedVersions) is what real v12/v13 answer.
-    versions = [{k("Links"): _links(k, L.version_links(base, v)), k("Name"): v} for v in L.VERSIONS]
+    versions = [
+        {k("Links"): links_json(k, L.version_links(base, v)), k("Name"): v} for v in L.VERSIONS
+    ]
     return {
         k("SupportedVersions"): {k("SupportedVersions"): versions},
-        k("Links"): _links(k, L.enterprise_manager_links(base)),
+        k("Links"): links_json(k, L.enterprise_manager_links(base)),
         k("Href"): None,
         k("Type"): None,
     }

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 Cut = Literal["none", "truncate", "reset"]
 
@@ -29,6 +29,12 @@ class Request:
     @property
     def query(self) -> dict[str, list[str]]:
         return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+    @property
+    def query_pairs(self) -> list[tuple[str, str]]:
+        """The query's parameters in the order sent, decoded (only `&` separates them, so
+        a raw `;` in a filter stays inside its value)."""
+        return parse_qsl(urlsplit(self.target).query, keep_blank_values=True)
 
     def query_value(self, name: str) -> str | None:
         """First value of a query parameter, the name matched case-insensitively."""

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.simulator import json_render, xml_render
+from exporter.simulator import job_json, job_xml, json_render, xml_render
 from exporter.simulator.auth import Logon
+from exporter.simulator.job_model import SimJobSession, SimTaskSession
 from exporter.simulator.json_render import Keys, pascal
+from exporter.simulator.links import Link
 from exporter.simulator.model import SimEvent, SimSession
+from exporter.simulator.query import Paging
 
 XML_TYPE = "application/xml; charset=utf-8"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -102,10 +105,108 @@ class Renderer:
             return self._json(json_render.events(self._k, self.base, s, items, self.digits))
         return self._xml(xml_render.events(self.base, s, items, self.digits))
 
+    # job sessions
+
+    def job_sessions(self, root: str, items: Sequence[SimJobSession], em_version: str) -> bytes:
+        """A plain `?format=Entity` list: `root` is BackupJobSessions or ReplicaJobSessions."""
+        if self.json:
+            listed = [
+                job_json.job_session(self._k, self.base, s, self.digits, em_version) for s in items
+            ]
+            return self._json({self._k(root): listed})
+        return self._xml(job_xml.job_sessions(self.base, root, items, self.digits, em_version))
+
+    def job_references(self, items: Sequence[SimJobSession]) -> bytes:
+        if self.json:
+            return self._json(
+                {self._k("Refs"): [job_json.job_reference(self._k, self.base, s) for s in items]}
+            )
+        return self._xml(job_xml.job_references(self.base, items))
+
+    def job_entity(self, s: SimJobSession, em_version: str) -> bytes:
+        if self.json:
+            return self._json(job_json.job_session(self._k, self.base, s, self.digits, em_version))
+        return self._xml(job_xml.job_entity(self.base, s, self.digits, em_version))
+
+    def job_entity_ref(self, s: SimJobSession) -> bytes:
+        if self.json:
+            return self._json(job_json.job_reference(self._k, self.base, s))
+        return self._xml(job_xml.job_entity_ref(self.base, s))
+
+    def task_sessions(self, items: Sequence[SimTaskSession]) -> bytes:
+        if self.json:
+            listed = [job_json.task_session(self._k, self.base, t, self.digits) for t in items]
+            return self._json({self._k("BackupTaskSessions"): listed})
+        return self._xml(job_xml.task_sessions(self.base, items, self.digits))
+
+    def task_references(self, items: Sequence[SimTaskSession]) -> bytes:
+        if self.json:
+            refs = [job_json.task_reference(self._k, self.base, t) for t in items]
+            return self._json({self._k("Refs"): refs})
+        return self._xml(job_xml.task_references(self.base, items))
+
+    def query_result(
+        self,
+        slot: str,
+        entities: bool,
+        items: Sequence[SimJobSession | SimTaskSession],
+        paging: Paging,
+        links: Sequence[Link],
+        *,
+        em_version: str,
+        null_when_empty: bool,
+    ) -> bytes:
+        """A QueryResult page: the entities in `slot` (BackupJobSessions, ...) or Refs."""
+        if self.json:
+            k, base, digits = self._k, self.base, self.digits
+            data = [_job_item_json(k, base, item, digits, em_version, entities) for item in items]
+            return self._json(
+                job_json.query_result(
+                    k, slot, entities, data, paging, links, null_when_empty=null_when_empty
+                )
+            )
+        parts = [
+            _job_item_xml(self.base, item, self.digits, em_version, entities) for item in items
+        ]
+        return self._xml(
+            job_xml.query_result(
+                slot, entities, parts, paging, links, null_when_empty=null_when_empty
+            )
+        )
+
     def error(self, status: int, message: str) -> bytes:
         if self.json:
             return self._json(json_render.error(self._k, status, message))
         return self._xml(xml_render.error(status, message))
+
+
+def _job_item_json(
+    k: Keys,
+    base: str,
+    item: SimJobSession | SimTaskSession,
+    digits: int,
+    em_version: str,
+    entities: bool,
+) -> dict[str, Any]:
+    if isinstance(item, SimTaskSession):
+        if entities:
+            return job_json.task_session(k, base, item, digits)
+        return job_json.task_reference(k, base, item)
+    if entities:
+        return job_json.job_session(k, base, item, digits, em_version)
+    return job_json.job_reference(k, base, item)
+
+
+def _job_item_xml(
+    base: str, item: SimJobSession | SimTaskSession, digits: int, em_version: str, entities: bool
+) -> str:
+    if isinstance(item, SimTaskSession):
+        if entities:
+            return job_xml.task_session(base, item, digits, 3)
+        return job_xml.task_reference(base, item, 2)
+    if entities:
+        return job_xml.job_session(base, item, digits, em_version, 3)
+    return job_xml.job_reference(base, item, 2)
 
 
 def corrupt(body: bytes, *, json_body: bool) -> bytes:

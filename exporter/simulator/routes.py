@@ -36,6 +36,40 @@ ROUTES = (
         {"GET"},
         rf"^/api/systemSessions/{_GUID}/events",
     ),
+    _route("query", "/api/query", {"GET"}, r"^/api/query"),
+    _route("backup_sessions", "/api/backupSessions", {"GET"}, r"^/api/backupSessions"),
+    _route("backup_session", "/api/backupSessions/{id}", {"GET"}, rf"^/api/backupSessions/{_GUID}"),
+    _route(
+        "task_sessions",
+        "/api/backupSessions/{id}/taskSessions",
+        {"GET"},
+        rf"^/api/backupSessions/{_GUID}/taskSessions",
+    ),
+    _route(
+        "agent_sessions",
+        "/api/backupSessions/{id}/agentManagementSessions",
+        {"GET"},
+        rf"^/api/backupSessions/{_GUID}/agentManagementSessions",
+    ),
+    _route("replica_sessions", "/api/replicaSessions", {"GET"}, r"^/api/replicaSessions"),
+    _route(
+        "replica_session",
+        "/api/replicaSessions/{id}",
+        {"GET"},
+        rf"^/api/replicaSessions/{_GUID}",
+    ),
+)
+# The job-session routes, answered by exporter.simulator.job_api.
+JOB_ROUTES = frozenset(
+    {
+        "query",
+        "backup_sessions",
+        "backup_session",
+        "task_sessions",
+        "agent_sessions",
+        "replica_sessions",
+        "replica_session",
+    }
 )
 
 
@@ -44,9 +78,13 @@ class Match:
     route: Route | None
     ident: str | None
 
-    def stats_key(self, method: str) -> str:
+    def stats_key(self, method: str, query_type: str | None = None) -> str:
+        """`GET /api/systemSessions`; a query is counted per type it asks for
+        (`GET /api/query?type=BackupJobSession`)."""
         if self.route is None:
             return f"{method} (unknown)"
+        if self.route.name == "query":
+            return f"{method} {self.route.template}?type={query_type or '(none)'}"
         if self.route.name == "logon_one" and method == "DELETE":
             # Logouts are counted under the collection, as the exporter's tests expect.
             return "DELETE /api/logonSessions"

@@ -6,12 +6,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from exporter.simulator.estate import MAX_JOBS
 from exporter.simulator.extras import MAX_EXTRA_SESSION_TYPES
 
 WINDOW_DAYS = 30
 
 # Knobs that only make sense before the history is generated or the socket is bound.
-STARTUP_ONLY = frozenset({"seed", "backup_servers", "history_days", "tls", "host", "port"})
+STARTUP_ONLY = frozenset(
+    {"seed", "backup_servers", "history_days", "tls", "host", "port", "jobs", "job_runs_per_day"}
+)
 
 
 @dataclass
@@ -38,6 +41,16 @@ class SimulatorSettings:
     # Seconds of shown time: when at least this long has passed since the last forced
     # failure, the next generated session to finish fails (0: only the schedule's own).
     fail_every: float = 0.0
+    # Backup job sessions. None: the demo estate; 0: no jobs; N: a generated estate of N jobs.
+    jobs: int | None = None
+    job_runs_per_day: float = 2.0  # each job of a generated estate
+    job_visibility: Literal["collection", "immediate"] = "collection"
+    em_version: Literal["12", "13"] = "12"
+    query_window_days: float = 91.0  # 0: no limit
+    query_page_size_cap: int = 0  # 0: no cap
+    query_previous_link: bool = False
+    query_empty: Literal["list", "null"] = "list"
+    latency_per_mb: float = 0.0
 
 
 FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(SimulatorSettings))
@@ -95,6 +108,36 @@ def validate(settings: SimulatorSettings) -> None:
         (
             _is_number(settings.fail_every) and settings.fail_every >= 0,
             "fail_every must be a number of seconds >= 0",
+        ),
+        (
+            settings.jobs is None or (_is_int(settings.jobs) and 0 <= settings.jobs <= MAX_JOBS),
+            f"jobs must be None (the demo estate) or an integer from 0 to {MAX_JOBS:,}",
+        ),
+        (
+            _is_number(settings.job_runs_per_day) and 0 < settings.job_runs_per_day <= 288,
+            "job_runs_per_day must be a number above 0 and at most 288",
+        ),
+        (
+            settings.job_visibility in ("collection", "immediate"),
+            "job_visibility must be collection or immediate",
+        ),
+        (settings.em_version in ("12", "13"), "em_version must be '12' or '13'"),
+        (
+            _is_number(settings.query_window_days) and settings.query_window_days >= 0,
+            "query_window_days must be a number of days >= 0",
+        ),
+        (
+            _is_int(settings.query_page_size_cap) and settings.query_page_size_cap >= 0,
+            "query_page_size_cap must be an integer >= 0",
+        ),
+        (
+            isinstance(settings.query_previous_link, bool),
+            "query_previous_link must be a boolean",
+        ),
+        (settings.query_empty in ("list", "null"), "query_empty must be list or null"),
+        (
+            _is_number(settings.latency_per_mb) and settings.latency_per_mb >= 0,
+            "latency_per_mb must be a number of seconds >= 0",
         ),
     ]
     for ok, message in checks:

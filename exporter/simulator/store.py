@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import heapq
 import random
@@ -23,6 +24,8 @@ WINDOW = timedelta(days=WINDOW_DAYS)
 # Records are forgotten a day after they leave the window, so a test clock that steps back
 # a little still finds them.
 _FORGET_AFTER = WINDOW + timedelta(days=1)
+# The session type whose runs are the EM's data collections from a backup server.
+COLLECT_JOB = "CollectJob"
 
 
 def _same(moment: datetime) -> datetime:
@@ -52,6 +55,9 @@ class SessionStore:
         self._history_start = as_utc(start) - timedelta(days=history_days)
         self._next_day = self._history_start.date()
         self._records: dict[str, Record] = {}
+        # Per backup server, the end of every generated CollectJob that did not fail (sorted,
+        # schedule times): the moments the EM's job-session data was refreshed.
+        self._collections: dict[str, list[datetime]] = {host: [] for host in self._hosts}
         self._lock = threading.Lock()
         self.extras = ExtraTypes(seed)
         with self._lock:
@@ -61,6 +67,19 @@ class SessionStore:
     def hosts(self) -> list[str]:
         return list(self._hosts)
 
+    @property
+    def history_start(self) -> datetime:
+        return self._history_start
+
+    def last_collection(self, host: str, now: datetime) -> datetime | None:
+        """The end of the host's last generated CollectJob before `now` that did not fail
+        (schedule time), or None."""
+        with self._lock:
+            self._advance(now)
+            ends = self._collections.get(host, [])
+            index = bisect.bisect_right(ends, now)
+            return ends[index - 1] if index else None
+
     def _advance(self, now: datetime) -> None:
         self._generate(now)
         forget_before = self._shown(now) - _FORGET_AFTER
@@ -68,12 +87,19 @@ class SessionStore:
             self._records = {
                 k: r for k, r in self._records.items() if self._created(r) >= forget_before
             }
+            # A schedule time is never earlier than its shown time, so this keeps every end
+            # still shown inside the kept days.
+            for ends in self._collections.values():
+                del ends[: bisect.bisect_left(ends, forget_before)]
 
     def _generate(self, until: datetime) -> None:
         while self._next_day <= until.date():
             for planned in generate_day(self._seed, self._hosts, self._next_day):
                 if planned.created >= self._history_start:
                     self._records[planned.id] = planned
+                    if _is_collection(planned):
+                        assert planned.host is not None
+                        bisect.insort(self._collections[planned.host], planned.end)
             self._next_day += timedelta(days=1)
 
     def _created(self, record: Record) -> datetime:
@@ -229,6 +255,12 @@ class SessionStore:
                 message = random.Random(record.id).choice(kind.failures).format(host=record.host)
             else:
                 message = f"{display_name(record.session_type)} failed."
+            if _is_collection(record):
+                assert record.host is not None
+                ends = self._collections[record.host]
+                index = bisect.bisect_left(ends, record.end)
+                if index < len(ends) and ends[index] == record.end:
+                    del ends[index]  # a failed collection refreshes nothing
             self._records[record.id] = dataclasses.replace(
                 record, state=FAILED, message=message, canceled=False
             )
@@ -257,6 +289,12 @@ class SessionStore:
             created=truncate(created, digits),
             ended=truncate(ended, digits) if ended is not None else None,
         )
+
+
+def _is_collection(planned: Planned) -> bool:
+    return (
+        planned.session_type == COLLECT_JOB and planned.host is not None and planned.state != FAILED
+    )
 
 
 def _renamed(record: Record, created: datetime) -> str:

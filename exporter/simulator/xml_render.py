@@ -17,7 +17,7 @@ _ROOT_NAMESPACES = [
     ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"),
     ("xmlns", NAMESPACE),
 ]
-_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 # Characters XML 1.0 cannot carry at all; .NET would refuse them, we substitute.
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -28,7 +28,7 @@ Node = tuple[str, Attrs, "str | list[Node] | None"]
 _SPECIAL = re.compile('[&<>"\r\n\t]|' + _INVALID.pattern)
 
 
-def _escape_text(value: str) -> str:
+def escape_text(value: str) -> str:
     if not _SPECIAL.search(value):
         return value
     value = _INVALID.sub("\ufffd", value)
@@ -37,20 +37,20 @@ def _escape_text(value: str) -> str:
     )
 
 
-def _escape_attr(value: str) -> str:
+def escape_attr(value: str) -> str:
     if not _SPECIAL.search(value):
         return value
-    return _escape_text(value).replace('"', "&quot;").replace("\n", "&#xA;").replace("\t", "&#x9;")
+    return escape_text(value).replace('"', "&quot;").replace("\n", "&#xA;").replace("\t", "&#x9;")
 
 
 def _write(node: Node, depth: int, out: list[str]) -> None:
     tag, attrs, content = node
     pad = "  " * depth
-    attr_text = "".join(f' {k}="{_escape_attr(v)}"' for k, v in attrs)
+    attr_text = "".join(f' {k}="{escape_attr(v)}"' for k, v in attrs)
     if not content:
         out.append(f"{pad}<{tag}{attr_text}/>\n")
     elif isinstance(content, str):
-        out.append(f"{pad}<{tag}{attr_text}>{_escape_text(content)}</{tag}>\n")
+        out.append(f"{pad}<{tag}{attr_text}>{escape_text(content)}</{tag}>\n")
     else:
         out.append(f"{pad}<{tag}{attr_text}>\n")
         for child in content:
@@ -59,7 +59,7 @@ def _write(node: Node, depth: int, out: list[str]) -> None:
 
 
 def document(tag: str, attrs: Attrs, children: list[Node]) -> str:
-    out = [_DECLARATION]
+    out = [DECLARATION]
     _write((tag, _ROOT_NAMESPACES + attrs, children), 0, out)
     return "".join(out)
 
@@ -77,13 +77,13 @@ def _links(items: Sequence[Link]) -> Node:
     return ("Links", [], nodes)
 
 
-def _links_xml(items: Sequence[Link], pad: str) -> str:
+def links_xml(items: Sequence[Link], pad: str) -> str:
     lines = [f"{pad}<Links>\n"]
     for link in items:
-        name = f' Name="{_escape_attr(link.name)}"' if link.name is not None else ""
+        name = f' Name="{escape_attr(link.name)}"' if link.name is not None else ""
         kind = f' Type="{link.type}"' if link.type is not None else ""
         lines.append(
-            f'{pad}  <Link Href="{_escape_attr(link.href)}"{name}{kind} Rel="{link.rel}"/>\n'
+            f'{pad}  <Link Href="{escape_attr(link.href)}"{name}{kind} Rel="{link.rel}"/>\n'
         )
     lines.append(f"{pad}</Links>\n")
     return "".join(lines)
@@ -93,24 +93,24 @@ def _session_xml(base: str, s: SimSession, digits: int, depth: int, tag: str, le
     """One session, written directly: lists hold thousands, so no intermediate tree."""
     pad = "  " * depth
     inner = pad + "  "
-    name = _escape_attr(s.name)
+    name = escape_attr(s.name)
     ended = (
         f"{inner}<EndTimeUTC>{format_timestamp(s.ended, digits)}</EndTimeUTC>\n"
         if s.ended is not None
         else ""
     )
-    message = f"<Message>{_escape_text(s.message)}</Message>" if s.message else "<Message/>"
-    href = _escape_attr(L.session_entity_href(base, s.id))
+    message = f"<Message>{escape_text(s.message)}</Message>" if s.message else "<Message/>"
+    href = escape_attr(L.session_entity_href(base, s.id))
     return (
         f'{pad}<{tag}{lead} Href="{href}" Type="SystemSession" Name="{name}"'
         f' UID="{L.session_uid(s.id)}">\n'
-        f"{_links_xml(L.entity_links(base, s.id, s.name), inner)}"
-        f"{inner}<SessionType>{_escape_text(s.session_type)}</SessionType>\n"
+        f"{links_xml(L.entity_links(base, s.id, s.name), inner)}"
+        f"{inner}<SessionType>{escape_text(s.session_type)}</SessionType>\n"
         f"{inner}<CreationTimeUTC>{format_timestamp(s.created, digits)}</CreationTimeUTC>\n"
         f"{ended}"
-        f"{inner}<State>{_escape_text(s.state)}</State>\n"
+        f"{inner}<State>{escape_text(s.state)}</State>\n"
         f"{inner}<Result>\n"
-        f"{inner}  <Result>{_escape_text(s.result)}</Result>\n"
+        f"{inner}  <Result>{escape_text(s.result)}</Result>\n"
         f"{inner}  {message}\n"
         f"{inner}  <IsCanceled>{'true' if s.canceled else 'false'}</IsCanceled>\n"
         f"{inner}</Result>\n"
@@ -118,21 +118,21 @@ def _session_xml(base: str, s: SimSession, digits: int, depth: int, tag: str, le
     )
 
 
-def _root_namespaces() -> str:
+def root_namespaces() -> str:
     return "".join(f' {k}="{v}"' for k, v in _ROOT_NAMESPACES)
 
 
 def sessions(base: str, items: Sequence[SimSession], digits: int) -> str:
     if not items:
         return document("SystemSessions", [], [])
-    parts = [_DECLARATION, f"<SystemSessions{_root_namespaces()}>\n"]
+    parts = [DECLARATION, f"<SystemSessions{root_namespaces()}>\n"]
     parts += [_session_xml(base, s, digits, 1, "Sessions", "") for s in items]
     parts.append("</SystemSessions>\n")
     return "".join(parts)
 
 
 def entity(base: str, s: SimSession, digits: int) -> str:
-    return _DECLARATION + _session_xml(base, s, digits, 0, "SystemSession", _root_namespaces())
+    return DECLARATION + _session_xml(base, s, digits, 0, "SystemSession", root_namespaces())
 
 
 def _ref_attrs(base: str, s: SimSession) -> Attrs:

@@ -64,3 +64,27 @@ def text(element: etree._Element, path: str) -> str | None:
 
 def _qualify(path: str) -> str:
     return "/".join(Q + part for part in path.split("/"))
+
+
+def job_query(
+    em: SimulatedEM,
+    token: str,
+    params: str,
+    *,
+    json_body: bool = True,
+    kind: str = "BackupJobSession",
+) -> requests.Response:
+    """GET /api/query?type=<kind>&format=Entities&<params>, raw as given (not re-encoded)."""
+    accept = {"Accept": "application/json"} if json_body else {}
+    path = f"/api/query?type={kind}&format=Entities" + (f"&{params}" if params else "")
+    return get(em, path, token, **accept)
+
+
+def query_uids(
+    em: SimulatedEM, token: str, params: str, kind: str = "BackupJobSession"
+) -> list[str]:
+    """The bare GUIDs a JSON query answers (PascalCase), in answer order."""
+    response = job_query(em, token, params, kind=kind)
+    assert response.status_code == 200, response.text
+    slot = response.json()["Entities"][kind + "s"]
+    return [] if slot is None else [e["UID"].rsplit(":", 1)[1] for e in slot[kind + "s"]]

@@ -262,7 +262,7 @@ def test_logon_sessions_list_and_item(em: SimulatedEM) -> None:
 
 def test_unknown_route_is_404_and_wrong_method_is_405(em: SimulatedEM) -> None:
     token = logon(em)
-    missing = get(em, "/api/backupSessions", token)
+    missing = get(em, "/api/repositories", token)
     assert missing.status_code == 404
     assert parse_xml(missing.content).get("StatusCode") == "404"
     assert requests.get(em.url + "/nothing", timeout=10).status_code == 404

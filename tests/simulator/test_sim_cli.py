@@ -110,3 +110,25 @@ def test_every_setting_has_a_flag() -> None:
     assert settings.result_vocabulary == "short" and settings.fraction_digits == 3
     assert settings.references_for_plain_path and settings.token_idle_expiry == 60
     assert settings.latency == 0.5 and settings.tls and settings.hostname_in_hrefs == "em01"
+
+
+def test_every_job_setting_has_a_flag() -> None:
+    args = build_parser().parse_args(
+        [
+            "--jobs", "1000", "--job-runs-per-day", "30", "--job-visibility", "immediate",
+            "--em-version", "13", "--query-window-days", "30", "--query-page-size-cap", "250",
+            "--query-previous-link", "--query-empty", "null", "--latency-per-mb", "0.2",
+        ]
+    )  # fmt: skip
+    settings = settings_from(args)
+    assert settings.jobs == 1000 and settings.job_runs_per_day == 30
+    assert settings.job_visibility == "immediate" and settings.em_version == "13"
+    assert settings.query_window_days == 30 and settings.query_page_size_cap == 250
+    assert settings.query_previous_link and settings.query_empty == "null"
+    assert settings.latency_per_mb == 0.2
+    assert settings_from(build_parser().parse_args([])).jobs is None  # the demo estate
+
+
+def test_the_banner_counts_the_jobs(running: Running) -> None:
+    line = running.line_with("jobs:")
+    assert "15 jobs" in line and "backup job sessions collected" in line

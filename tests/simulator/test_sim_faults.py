@@ -173,6 +173,8 @@ def test_bad_injections_are_refused(em: SimulatedEM) -> None:
         "oversized",
         "gzip_bomb",
         "location_only",
+        "duplicate",
+        "flip_casing",
     }
     with pytest.raises(ValueError, match="unknown fault"):
         em.inject("404")

@@ -1,0 +1,1 @@
+"""Maintenance tools run from a checkout (``python -m tools.NAME``); not part of the package."""
