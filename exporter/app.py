@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import SessionCollector
 from exporter.config import Config
+from exporter.feed import Feed
+from exporter.feeds import FEEDS
 from exporter.health import ExporterMetrics
 from exporter.logs import get_logger
 from exporter.poller import ClientFactory, Poller, em_client
@@ -52,7 +53,9 @@ class Exporter:
         self._pollers: dict[str, Poller] = {}
         self._lock = threading.Lock()
         self._started = False
-        self.registry.register(SessionCollector(self.states, clock=clock))
+        # Each feed kind renders its own metrics, from the feeds every poller holds.
+        for kind in FEEDS:
+            self.registry.register(kind.renderer(self._feeds_named(kind.name), clock))
 
     # --- what scrapes and pages read ----------------------------------------------------------
 
@@ -62,6 +65,12 @@ class Exporter:
 
     def states(self) -> list[ServerState]:
         return [p.state for p in self.pollers()]
+
+    def _feeds_named(self, name: str) -> Callable[[], list[Feed]]:
+        def feeds() -> list[Feed]:
+            return [feed for p in self.pollers() if (feed := p.feed(name)) is not None]
+
+        return feeds
 
     def server_infos(self) -> list[ServerInfo]:
         infos = []

@@ -33,6 +33,7 @@ from exporter.config_model import MIN_POLL_INTERVAL as MIN_POLL_INTERVAL
 from exporter.config_model import STALE_AFTER_FACTOR as STALE_AFTER_FACTOR
 from exporter.config_model import Config as Config
 from exporter.config_model import Format as Format
+from exporter.config_model import JobSessionsConfig as JobSessionsConfig
 from exporter.config_model import ServerConfig as ServerConfig
 from exporter.config_model import SessionTypeFilter as SessionTypeFilter
 from exporter.config_model import TLSConfig as TLSConfig
@@ -41,6 +42,7 @@ from exporter.durations import parse_duration as parse_duration
 from exporter.schema import (
     Invalid,
     SchemaChecker,
+    Section,
     defaults,
     describe,
     env_paths,
@@ -71,6 +73,9 @@ _INHERITED = tuple(
     for name in keys(Config)
     if name in keys(ServerConfig) and name not in ("poll_interval", "stale_after")
 )
+# Of those, the sections (job_sessions): a server that sets one overrides the top-level one key
+# by key, so `job_sessions: {enabled: false}` on a server keeps the global window.
+_MERGED = tuple(name for name in _INHERITED if isinstance(keys(ServerConfig)[name].kind, Section))
 
 
 class _ConfigChecker(SchemaChecker):
@@ -119,6 +124,7 @@ class _ConfigChecker(SchemaChecker):
                     item,
                     f"servers[{index}]",
                     inherited=inherited,
+                    inherited_raw=raw,
                     global_poll=global_poll,
                     global_stale=global_stale if stale_set else None,
                     stale_set=stale_set,
@@ -150,6 +156,7 @@ class _ConfigChecker(SchemaChecker):
         path: str,
         *,
         inherited: Mapping[str, object],
+        inherited_raw: Raw,
         global_poll: float | None,
         global_stale: float | None,
         stale_set: bool,
@@ -159,12 +166,27 @@ class _ConfigChecker(SchemaChecker):
         A None global value means the global key was set but wrong: checks that depend on it
         are skipped rather than reported twice.
         """
+        merged = [
+            name
+            for name in _MERGED
+            if isinstance(raw, dict)
+            and isinstance(raw.get(name), dict)
+            and isinstance(inherited_raw.get(name), dict)
+            and inherited.get(name) is not None
+            and not any(bad == name or bad.startswith(f"{name}.") for bad in self.bad)
+        ]
         values = self.section(
-            raw, path, ServerConfig, exclude=("name", "password", "password_file")
+            raw, path, ServerConfig, exclude=("name", "password", "password_file", *merged)
         )
         if values is None or not isinstance(raw, dict):
             return None
         entry: Raw = {k: v for k, v in raw.items() if v is not None}
+        for section in merged:
+            value = self.merged_section(section, inherited_raw[section], raw[section], path)
+            if isinstance(value, Invalid):
+                self.bad.add(join_path(path, section))
+            else:
+                values[section] = value
 
         name = self.string(entry, "name", path, required=not self.name_from_url)
         url = values.get("url")
@@ -214,6 +236,20 @@ class _ConfigChecker(SchemaChecker):
         )
         server = self.build(ServerConfig, values, path)
         return None if isinstance(server, Invalid) else server
+
+    def merged_section(self, name: str, base: object, own: object, path: str) -> object:
+        """A section a server sets over a valid top-level one: the server's keys win.
+
+        Only the top-level keys the section knows are taken (an unknown one was reported
+        there), so no problem of the top level is reported again under the server.
+        """
+        section = keys(ServerConfig)[name].kind
+        if not (isinstance(section, Section) and isinstance(base, dict) and isinstance(own, dict)):
+            raise TypeError(f"{name} is not a section set at both levels")
+        known = keys(section.cls)
+        combined = {k: v for k, v in base.items() if k in known and v is not None}
+        combined.update({k: v for k, v in own.items() if v is not None})
+        return section.read(self, combined, join_path(path, name))
 
     def password(self, entry: Raw, path: str) -> tuple[str | None, str | None]:
         """(password, password_file); the password is None when there is a problem."""

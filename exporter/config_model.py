@@ -47,6 +47,19 @@ MIN_LOGON_RETRY_AFTER = 60.0
 # answers, the exporter's memory and its scrape stay bounded.
 DEFAULT_MAX_ANSWER_SIZE = 1024**3
 DEFAULT_MAX_SESSION_TYPES = 100
+# The backup job session feed. The EM learns of job sessions only at its data collection
+# (every 15 minutes by default), so polling faster than a minute shows nothing new. Its window
+# must hold the longest session plus a few collections; the EM keeps 30 days of sessions.
+DEFAULT_JOB_POLL_INTERVAL = 300.0
+MIN_JOB_POLL_INTERVAL = 60.0
+DEFAULT_JOB_WINDOW = 48 * 3600.0
+DEFAULT_JOB_BOOTSTRAP_WINDOW = 8 * 86400.0
+MIN_JOB_WINDOW = 3600.0
+MAX_JOB_WINDOW = 30 * 86400.0
+DEFAULT_JOB_PAGE_SIZE = 500
+MIN_JOB_PAGE_SIZE = 50
+MAX_JOB_PAGE_SIZE = 1000
+DEFAULT_JOB_MAX_PAGES = 40
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,6 +100,51 @@ class SessionTypeFilter:
         return session_type not in self.exclude
 
 
+@settings
+class JobSessionsConfig:
+    """The backup job session feed: its schedule, its query window and its paging guards."""
+
+    enabled: bool = key(Flag(), default=True, env="VEEAM_EM_JOB_SESSIONS_ENABLED")
+    poll_interval: float = key(
+        Duration(MIN_JOB_POLL_INTERVAL),
+        default=DEFAULT_JOB_POLL_INTERVAL,
+        env="VEEAM_EM_JOB_SESSIONS_POLL_INTERVAL",
+    )
+    window: float = key(
+        Duration(MIN_JOB_WINDOW, MAX_JOB_WINDOW),
+        default=DEFAULT_JOB_WINDOW,
+        env="VEEAM_EM_JOB_SESSIONS_WINDOW",
+    )
+    bootstrap_window: float = key(
+        Duration(MIN_JOB_WINDOW, MAX_JOB_WINDOW),
+        default=DEFAULT_JOB_BOOTSTRAP_WINDOW,
+        env="VEEAM_EM_JOB_SESSIONS_BOOTSTRAP_WINDOW",
+    )
+    page_size: int = key(
+        Count(MIN_JOB_PAGE_SIZE, MAX_JOB_PAGE_SIZE),
+        default=DEFAULT_JOB_PAGE_SIZE,
+        env="VEEAM_EM_JOB_SESSIONS_PAGE_SIZE",
+    )
+    max_pages: int = key(
+        Count(1), default=DEFAULT_JOB_MAX_PAGES, env="VEEAM_EM_JOB_SESSIONS_MAX_PAGES"
+    )
+    job_types: SessionTypeFilter = key(Section(SessionTypeFilter), default=SessionTypeFilter())
+
+    def __post_init__(self) -> None:
+        check_keys(self)
+        if self.bootstrap_window < self.window:
+            raise ValueError(
+                f"bootstrap_window: must be at least window ({format_duration(self.window)}), "
+                f"got {format_duration(self.bootstrap_window)}"
+            )
+        # A session that starts and ends between two polls must still be in the next answer.
+        if self.window < 2 * self.poll_interval:
+            raise ValueError(
+                f"window: must be at least twice poll_interval "
+                f"({format_duration(2 * self.poll_interval)}), got {format_duration(self.window)}"
+            )
+
+
 def _password_source(server: ServerConfig) -> str:
     return f" (read from {server.password_file})" if server.password_file else ""
 
@@ -116,6 +174,10 @@ class ServerConfig:
     )
     tls: TLSConfig = key(Section(TLSConfig), default=TLSConfig())
     session_types: SessionTypeFilter = key(Section(SessionTypeFilter), default=SessionTypeFilter())
+    # Set from the environment at the top level only; a server inherits it (exporter.config).
+    job_sessions: JobSessionsConfig = key(
+        Section(JobSessionsConfig, env=False), default=JobSessionsConfig()
+    )
     poll_floor: float = dataclasses.field(default=MIN_POLL_INTERVAL, repr=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +224,7 @@ class Config:
         default=DEFAULT_LOGON_RETRY_AFTER,
         env="VEEAM_EM_LOGON_RETRY_AFTER",
     )
+    job_sessions: JobSessionsConfig = key(Section(JobSessionsConfig), default=JobSessionsConfig())
     servers: tuple[ServerConfig, ...] = key(Servers())
 
     def __post_init__(self) -> None:

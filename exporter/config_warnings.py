@@ -38,4 +38,11 @@ def _server_warnings(server: ServerConfig) -> list[str]:
             f"session_types: {', '.join(both)} listed in both include and exclude; exclude "
             "wins, so never exported"
         )
+    job_types = server.job_sessions.job_types
+    both = sorted(set(job_types.include) & set(job_types.exclude))
+    if both and server.job_sessions.enabled:
+        lines.append(
+            f"job_sessions.job_types: {', '.join(both)} listed in both include and exclude; "
+            "exclude wins, so never exported"
+        )
     return lines

@@ -1,7 +1,10 @@
 """REST client for one Veeam Backup Enterprise Manager: logon, token reuse, fetch, logout.
 
-The client hands the (gzip-decoded) body of ``GET /api/systemSessions?format=Entity`` to a
-caller-supplied ``consume`` callable and never parses session data itself. Every request is
+The client hands the (gzip-decoded) body of ``GET /api/systemSessions?format=Entity``, or of
+any other ``GET /api/...`` a feed asks for (:meth:`EMClient.get`), to a caller-supplied
+``consume`` callable and never parses session data itself. The feeds of one server share its
+client from their own threads: they share one logon session too, and a logon in progress is
+waited for rather than repeated. Every request is
 bounded: ``timeout`` is a deadline for the whole exchange, body included, and the decoded body
 is capped at ``max_answer_size`` (see exporter.emhttp). Redirects are never followed. Every
 failure of a poll leaves as a :class:`~exporter.reasons.PollError` whose reason is one of
@@ -41,7 +44,7 @@ from exporter import __version__, emhttp
 from exporter.config import ServerConfig
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
 from exporter.logs import get_logger
-from exporter.reasons import PollError
+from exporter.reasons import PollError, StatusError
 from exporter.redact import register_credentials, register_token
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.sizes import format_size
@@ -175,6 +178,9 @@ class EMClient:
         self._username = server.username
         self._password = password if password is not None else password_source(server)
         self._lock = threading.Lock()
+        # Held while logging on: a second feed that needs a token waits for this logon and
+        # uses its token instead of logging on again.
+        self._logon_lock = threading.Lock()
         # Every password and Basic credential used so far: scrubbed from outside text.
         self._known_secrets: set[str] = set()
         self._remember(server.password)
@@ -206,19 +212,20 @@ class EMClient:
         PollError("parse"/"timeout") whatever consume made of it; anything else it raises
         propagates unchanged.
         """
-        with self._lock:
-            token = self._token
-        if token is None:
-            token = self._logon()
-        outcome = self._fetch_once(token, consume)
-        if isinstance(outcome, _Rejected):
-            self._discard_token(token, logout=outcome.status == 403)
-            token = self._logon()
-            outcome = self._fetch_once(token, consume)
-            if isinstance(outcome, _Rejected):
-                self._discard_token(token, logout=outcome.status == 403)
-                raise PollError("auth", f"{_FETCH_OP}: {outcome.text} again after a fresh logon")
-        return outcome
+        return self._get(SESSIONS_PATH, _FETCH_OP, consume)
+
+    def get(self, path: str, consume: Callable[[BinaryIO], T]) -> T:
+        """GET ``path`` (``/api/...`` with its query, already encoded) and return ``consume(body)``.
+
+        The same exchange as :meth:`fetch_sessions`: the shared logon session (one fresh logon
+        and one retry after a 401 or 403), the deadline, ``max_answer_size``, no redirects,
+        redacted messages. An error status other than 401/403 raises :class:`StatusError`
+        (reason ``http``) carrying the status, so that a lookup can tell a 404 from a failure.
+        Messages name the path without its query.
+        """
+        if not path.startswith("/api/") or any(c in path for c in "\r\n#"):
+            raise ValueError("path must start with /api/ and hold no line break or fragment")
+        return self._get(path, "GET " + path.partition("?")[0], consume)
 
     def close(self, timeout: float = 3.0) -> None:
         """Log out if logged on (best effort, bounded by ``timeout``); never raises."""
@@ -263,60 +270,86 @@ class EMClient:
             finally:
                 _close_quietly(response)
 
-    def _fetch_once(self, token: str, consume: Callable[[BinaryIO], T]) -> T | _Rejected:
-        url = self._base_url + SESSIONS_PATH
+    def _get(self, path: str, op: str, consume: Callable[[BinaryIO], T]) -> T:
+        token = self._shared_token()
+        outcome = self._get_once(path, op, token, consume)
+        if isinstance(outcome, _Rejected):
+            self._discard_token(token, logout=outcome.status == 403)
+            token = self._shared_token(rejected=token)
+            outcome = self._get_once(path, op, token, consume)
+            if isinstance(outcome, _Rejected):
+                self._discard_token(token, logout=outcome.status == 403)
+                raise PollError("auth", f"{op}: {outcome.text} again after a fresh logon")
+        return outcome
+
+    def _shared_token(self, rejected: str | None = None) -> str:
+        """The logon session's token, logging on when there is none (or only ``rejected``).
+
+        Another feed's thread may be logging on right now: its logon is waited for and its
+        token used, so feeds that start together, or that both see the token expire, cost one
+        logon, not one each.
+        """
+        with self._logon_lock:
+            with self._lock:
+                token = self._token
+            if token is not None and token != rejected:
+                return token
+            return self._logon()
+
+    def _get_once(
+        self, path: str, op: str, token: str, consume: Callable[[BinaryIO], T]
+    ) -> T | _Rejected:
+        url = self._base_url + path
         timeout = self._timeout
-        with self._exchange(_FETCH_OP, "GET", url, token=token, auth=_NO_AUTH, timeout=timeout) as (
+        with self._exchange(op, "GET", url, token=token, auth=_NO_AUTH, timeout=timeout) as (
             response,
             deadline,
         ):
-            if response.status_code in _AUTH_STATUSES:
-                return _Rejected(response.status_code, self._status_text(response))
-            if not 200 <= response.status_code < 300:
-                raise PollError("http", self._status_message(_FETCH_OP, response))
-            body = self._body(response, self._max_answer_size)
+            status = response.status_code
+            if status in _AUTH_STATUSES:
+                return _Rejected(status, self._status_text(response))
+            if not 200 <= status < 300:
+                raise StatusError(status, self._status_message(op, response))
+            body = self._body(op, response, self._max_answer_size)
             try:
                 result = consume(cast(BinaryIO, io.BufferedReader(body, _STREAM_BUFFER)))
             except Exception as exc:
                 if body.too_large:
-                    raise self._too_large() from None
+                    raise self._too_large(op) from None
                 if deadline.expired:
-                    raise _body_timeout(timeout) from None
+                    raise _body_timeout(op, timeout) from None
                 if isinstance(exc, zlib.error):
-                    raise _undecodable() from None
+                    raise _undecodable(op) from None
                 if isinstance(exc, _IO_ERRORS):
-                    raise _read_error(_FETCH_OP, exc, timeout) from None
+                    raise _read_error(op, exc, timeout) from None
                 raise
             if body.too_large:  # consume swallowed the error: the answer still was too large
-                raise self._too_large()
+                raise self._too_large(op)
             return result
 
-    def _body(self, response: requests.Response, limit: int) -> emhttp.Body:
+    def _body(self, op: str, response: requests.Response, limit: int) -> emhttp.Body:
         raw = response.raw
         if raw is None:
-            raise PollError("connection", f"{_FETCH_OP}: response has no body stream")
+            raise PollError("connection", f"{op}: response has no body stream")
         header = response.headers.get("Content-Encoding")
         try:
             coding = emhttp.content_coding(header)
         except emhttp.UnsupportedEncoding:
             shown = self._scrub(_one_line(header or ""))
-            raise PollError(
-                "parse", f"{_FETCH_OP}: unsupported Content-Encoding {shown!r}"
-            ) from None
+            raise PollError("parse", f"{op}: unsupported Content-Encoding {shown!r}") from None
         length = _content_length(response)
         if coding == "identity" and length is not None and length > limit:
             # Refused before reading: the EM says how large the answer is.
             raise PollError(
                 "parse",
-                f"{_FETCH_OP}: the answer ({length} bytes) exceeds max_answer_size "
-                f"({format_size(limit)})",
+                f"{op}: the answer ({length} bytes) exceeds max_answer_size ({format_size(limit)})",
             )
         return emhttp.Body(raw, coding, limit)
 
-    def _too_large(self) -> PollError:
+    def _too_large(self, op: str) -> PollError:
         return PollError(
             "parse",
-            f"{_FETCH_OP}: the answer exceeded max_answer_size "
+            f"{op}: the answer exceeded max_answer_size "
             f"({format_size(self._max_answer_size)}) after decoding",
         )
 
@@ -525,12 +558,12 @@ def _session_id_from_location(location: str | None) -> str | None:
     return segment or None
 
 
-def _body_timeout(timeout: float) -> PollError:
-    return PollError("timeout", f"{_FETCH_OP}: reading the body timed out after {timeout:g}s")
+def _body_timeout(op: str, timeout: float) -> PollError:
+    return PollError("timeout", f"{op}: reading the body timed out after {timeout:g}s")
 
 
-def _undecodable() -> PollError:
-    return PollError("parse", f"{_FETCH_OP}: response body could not be decoded")
+def _undecodable(op: str) -> PollError:
+    return PollError("parse", f"{op}: response body could not be decoded")
 
 
 def _token_from(response: requests.Response) -> str | None:

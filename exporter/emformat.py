@@ -29,6 +29,7 @@ HARDENED_XML: Final[_ParserOptions] = {
 
 REPLACEMENT: Final = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ENCODING_DECLARATION = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
 
 
 def strip_bom(body: bytes) -> bytes:
@@ -70,3 +71,13 @@ def repaired_utf8(chunks: Iterable[bytes]) -> Iterator[bytes]:
     tail = decoder.decode(b"", final=True)
     if tail:
         yield tail.encode()
+
+
+def declares_utf8(prefix: bytes) -> bool:
+    """Whether an XML answer is UTF-8, from its first bytes: no UTF-16/32 byte-order mark or
+    zero bytes, and an XML declaration, if any, that names UTF-8. Only such an answer may have
+    its undecodable bytes repaired (:func:`repaired_utf8`) before the XML parser reads it."""
+    if prefix[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in prefix[:4]:
+        return False
+    declared = _ENCODING_DECLARATION.match(prefix.removeprefix(b"\xef\xbb\xbf"))
+    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")

@@ -1,14 +1,22 @@
-"""One thread per EM server: schedule, backoff, self-metrics and the atomic snapshot swap.
+"""One poller per EM server: its client, its logon guard, and one thread per feed.
 
-A poll is logon-if-needed, fetch, stream-parse and build; only a poll that completes swaps
-in a new ``ServerState``. A failed poll leaves the previous one in place (the collector
-hides it once it is older than ``stale_after``) and is retried with a doubling backoff
-capped at the poll interval. Nothing here blocks a scrape or another server.
+The feeds (exporter.feed; listed in exporter.feeds) are the resources read from the server:
+the system sessions first, whose outcome is the server's poll health, then any other (the
+backup job sessions). Each runs on its own schedule in its own thread, with the server's one
+client and logon session. A poll is logon-if-needed, fetch, stream-parse and reduce; only a
+poll that completes is committed. A failed poll leaves the previous state in place (the
+collector hides it once it is older than ``stale_after``), is counted by its feed alone, and is
+retried with a doubling backoff capped at the feed's interval. Nothing here blocks a scrape,
+another feed or another server.
 
 A wrong password must never lock the EM account: after ``max_logon_failures`` logons in a
 row that the EM refused, the poller stops logging on to that server. The suspension ends when
 the password file's content changes (looked at every poll), when the configuration is
 reloaded, or after ``logon_retry_after`` for a single attempt, which suspends again if refused.
+Logons belong to the server, not to a feed: a logon any feed's poll saw refused counts, and no
+feed polls while logons are suspended. The other feeds' threads also wait for the server's
+logon to be accepted (at start-up, and again after a refusal): trying logons is left to the
+system sessions' thread, so a wrong password costs no more refused logons than before.
 """
 
 from __future__ import annotations
@@ -17,35 +25,27 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import IO, BinaryIO, Protocol, TypeVar
 
 from exporter.config import ServerConfig
 from exporter.emclient import EMClient
+from exporter.feed import Feed, FeedContext, FeedKind
+from exporter.feeds import FEEDS
 from exporter.health import ExporterMetrics
-from exporter.logs import get_logger
-from exporter.parse import ParseError, iter_entries
+from exporter.logs import Logger, get_logger
+from exporter.parse import ParseError
 from exporter.reasons import PollError
-from exporter.redact import redact, register_credentials
+from exporter.redact import register_credentials
 from exporter.secretfile import SecretFileError, read_secret_file
-from exporter.snapshot import FinishedLedger, PollResult, build
 from exporter.state import ServerState
+from exporter.systemfeed import PollStatus as PollStatus
+from exporter.systemfeed import SessionSource as SessionSource
+from exporter.systemfeed import SystemSessionsFeed
 
 BACKOFF_START = 5.0  # seconds before the first retry; doubles up to the poll interval
 JITTER = 0.05  # up to 5% of each delay, so that several exporters do not poll in lockstep
-
-
-T = TypeVar("T")
-
-
-class SessionSource(Protocol):
-    """Where a poller gets its answers from: the EM client, or anything shaped like it."""
-
-    def fetch_sessions(self, consume: Callable[[BinaryIO], T]) -> T: ...
-
-    def close(self, timeout: float = 3.0) -> None: ...
 
 
 ClientFactory = Callable[[ServerConfig, Callable[[], None]], SessionSource]
@@ -55,26 +55,24 @@ def em_client(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSour
     return EMClient(server, on_logon=on_logon)
 
 
-@dataclass(frozen=True)
-class PollStatus:
-    """For the landing page and the readiness check."""
-
-    last_poll_at: float | None = None
-    last_error: str | None = None
+def backoff_delay(interval: float, failures: int, succeeded: bool) -> float:
+    """The wait before a feed's next poll: its interval, or after failures a doubling backoff
+    from BACKOFF_START capped at the interval."""
+    if succeeded or failures <= 0:
+        return interval
+    return min(interval, min(BACKOFF_START, interval) * 2.0 ** (failures - 1))
 
 
 @dataclass(frozen=True)
 class Handover:
     """What a stopped poller passes to the one that replaces it after a reload.
 
-    The ledger is handed over, not copied: the successor goes on counting in it, so no
-    finished session is counted twice and no counter goes back to 0.
+    The feeds are handed over, not copied: each successor feed goes on counting in its
+    predecessor's ledger, so no finished session is counted twice and no counter goes back to 0.
     """
 
-    ledger: FinishedLedger
-    state: ServerState
-    status: PollStatus
-    failures: int  # consecutive failed polls, which set the backoff
+    feeds: Mapping[str, Feed]
+    failures: int  # consecutive failed polls of the system sessions, which set the backoff
     polled_once: bool
     # Refused logons in a row with the secret of this digest: a reload that keeps the password
     # keeps the count, so each reload buys one attempt, not a fresh max_logon_failures.
@@ -93,10 +91,14 @@ class Poller:
         succeeds: Poller | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        feeds: Sequence[FeedKind] = FEEDS,
     ) -> None:
         """``succeeds`` is the poller this one replaces after a reload changed the server's
         settings: its counters, last snapshot and health carry over, so a reload neither
-        resets counters nor shows the server as down until the next poll ends."""
+        resets counters nor shows the server as down until the next poll ends.
+
+        ``feeds`` are the resources read, the system sessions first (always read); a kind
+        whose ``create`` declines for this server is not read."""
         self.server = server
         self._metrics = metrics
         self._client_factory = client_factory
@@ -106,27 +108,23 @@ class Poller:
         self._log = get_logger("poller", server=server.name)
         self._stop = threading.Event()
         self._polled = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Logon suspension: the suspension itself is also ended from the reload's thread.
+        self._threads: list[threading.Thread] = []
+        # Logon suspension: the suspension itself is also ended from the reload's thread, and
+        # every feed's thread judges the logons of its polls.
         self._guard = threading.Lock()
         self._suspended_until: float | None = None
         self._refused = 0
-        self._logon_accepted = False
+        # Per thread: whether a logon was accepted during that thread's current poll.
+        self._poll_logon = threading.local()
+        # Set while the last logon was accepted: the other feeds' threads poll only then.
+        self._logon_good = threading.Event()
         self._secret_digest = _digest(server.password)
         self._secret_unreadable = False
-        if succeeds is None:
-            self._ledger = FinishedLedger()
-            self._state = ServerState(
-                server=server.name, stale_after=server.stale_after, ledger=self._ledger.view()
-            )
-            self._status = PollStatus()
+        handover = None if succeeds is None else succeeds.handover()
+        if handover is None:
             self._failures = 0
             metrics.add_server(server.name)
         else:
-            handover = succeeds.handover()
-            self._ledger = handover.ledger
-            self._state = replace(handover.state, stale_after=server.stale_after)
-            self._status = handover.status
             self._failures = handover.failures
             if handover.polled_once:
                 self._polled.set()
@@ -135,16 +133,40 @@ class Poller:
             metrics.logon_suspended.labels(server.name).set(0)
             if handover.suspended_until is not None:
                 self._log.info("logons resumed", why="configuration reloaded")
+        created: dict[str, Feed] = {}
+        for kind in feeds:
+            previous = None if handover is None else handover.feeds.get(kind.name)
+            feed = kind.create(FeedContext(server, self._client, metrics, previous))
+            if feed is not None:
+                created[feed.name] = feed
+        self._feeds: Mapping[str, Feed] = created
+        system = next(iter(created.values()), None)
+        if not isinstance(system, SystemSessionsFeed):
+            raise ValueError("the system sessions must be the first feed")
+        self._system = system
+        self._feed_logs = {
+            name: get_logger("poller", server=server.name, feed=name)
+            for name in created
+            if name != system.name
+        }
 
     # --- read side (any thread) -----------------------------------------------------------
 
     @property
     def state(self) -> ServerState:
-        return self._state
+        return self._system.state
 
     @property
     def status(self) -> PollStatus:
-        return self._status
+        return self._system.status
+
+    def feed(self, name: str) -> Feed | None:
+        """This server's feed of that name, if it is read."""
+        return self._feeds.get(name)
+
+    @property
+    def feeds(self) -> Sequence[Feed]:
+        return tuple(self._feeds.values())
 
     def polled_once(self) -> bool:
         return self._polled.is_set()
@@ -160,9 +182,7 @@ class Poller:
     def handover(self) -> Handover:
         """What a successor needs to carry on where this poller stopped."""
         return Handover(
-            ledger=self._ledger,
-            state=self._state,
-            status=self._status,
+            feeds=self._feeds,
             failures=self._failures,
             polled_once=self.polled_once(),
             refused_logons=self._refused,
@@ -178,94 +198,64 @@ class Poller:
     # --- the poll ---------------------------------------------------------------------------
 
     def _on_logon(self) -> None:
-        self._logon_accepted = True
+        self._poll_logon.accepted = True
+        self._logon_good.set()
         self._metrics.logins.labels(self.server.name).inc()
         self._log.info("logged on to the EM")
 
     def poll_once(self) -> bool:
-        """Poll once; True when a new snapshot was swapped in. Never raises.
+        """Poll the system sessions once; True when a new snapshot was swapped in. Never
+        raises.
 
         While logons are suspended it attempts nothing (no poll is counted) and returns False.
         """
         self._follow_password_file()
         if not self._may_log_on():
             return False
-        self._logon_accepted = False
-        name = self.server.name
-        self._metrics.polls.labels(name).inc()
+        self._failures = self._run_poll(self._system, self._log, self._failures)
+        self._polled.set()
+        return self._failures == 0
+
+    def poll_feed(self, name: str, failures: int = 0) -> int | None:
+        """Poll one feed other than the system sessions once, in the calling thread.
+
+        Returns the consecutive failures after this poll (0 after a success, ``failures + 1``
+        after a failure), or None when nothing was attempted: logons are suspended (only the
+        system sessions' thread makes the one attempt that may end a suspension). Never raises.
+        """
+        with self._guard:
+            if self._suspended_until is not None:
+                return None
+        return self._run_poll(self._feeds[name], self._feed_logs[name], failures)
+
+    def _run_poll(self, feed: Feed, log: Logger, failures: int) -> int:
+        self._poll_logon.accepted = False
         started = self._monotonic()
-        # One reading of the clock dates the snapshot, the success gauge and staleness alike.
+        # One reading of the clock dates the state, the success gauge and staleness alike.
         now = self._clock()
         error: str | None = None
         reason = ""
         try:
-            result = self._client.fetch_sessions(lambda stream: self._consume(stream, now))
+            commit = feed.poll(self._client, now)
         except PollError as exc:
             reason, error = exc.reason, str(exc)
         except ParseError as exc:
             reason, error = "parse", str(exc)
         except Exception as exc:  # a bug must cost one poll, never the polling thread
             reason, error = "parse", f"unexpected {type(exc).__name__} while reading the answer"
-            self._log.error("unexpected error in poll", err=f"{type(exc).__name__}: {exc}")
+            log.error("unexpected error in poll", err=f"{type(exc).__name__}: {exc}")
         duration = self._monotonic() - started
-        self._metrics.poll_duration.labels(name).set(duration)
-
         if error is None:
-            view = self._ledger.commit(result, now=now)
-            self._state = ServerState(
-                server=name,
-                stale_after=self.server.stale_after,
-                snapshot=result.snapshot,
-                ledger=view,
-            )
-            self._metrics.up.labels(name).set(1)
-            self._metrics.last_success.labels(name).set(now)
-            if result.skipped:
-                self._metrics.skipped.labels(name).inc(result.skipped)
-            if result.unreadable:
-                self._log.debug(
-                    "unreadable session entries skipped",
-                    entries=sum(result.unreadable.values()),
-                    why="; ".join(f"{why}: {n}" for why, n in sorted(result.unreadable.items())),
-                )
-            if result.dropped_types:
-                self._log.warning(
-                    "session types over max_session_types dropped",
-                    types=len(result.dropped_types),
-                    entries=result.dropped_entries,
-                    max_session_types=self.server.max_session_types,
-                )
-            if self._failures:
-                self._log.info("poll succeeded again", after_failures=self._failures)
-            self._log.debug(
-                "poll succeeded",
-                sessions=sum(result.snapshot.sessions.values()),
-                new_finished=len(result.newly_finished),
-                skipped=result.skipped,
-                duration=f"{duration:.3f}s",
-            )
-            self._failures = 0
-            self._status = PollStatus(last_poll_at=now)
+            commit(duration)
+            if failures:
+                log.info("poll succeeded again", after_failures=failures)
+            failures = 0
         else:
-            self._failures += 1
-            self._metrics.up.labels(name).set(0)
-            self._metrics.errors.labels(name, reason).inc()
-            self._log.warning("poll failed", reason=reason, err=error, failures=self._failures)
-            # Shown on the landing page: the error may quote what the EM answered.
-            self._status = PollStatus(last_poll_at=now, last_error=redact(f"{reason}: {error}"))
+            failures += 1
+            feed.failed(reason, error, now, duration)
+            log.warning("poll failed", reason=reason, err=error, failures=failures)
         self._judge_logon(reason, now)
-        self._polled.set()
-        return error is None
-
-    def _consume(self, stream: IO[bytes], now: float) -> PollResult:
-        return build(
-            iter_entries(stream, self.server.format),
-            taken_at=now,
-            allows=self.server.session_types.allows,
-            already_counted=self._ledger.__contains__,
-            counted_types=self._ledger.session_types,
-            max_types=self.server.max_session_types,
-        )
+        return failures
 
     # --- never locking the EM account -----------------------------------------------------
 
@@ -277,13 +267,19 @@ class Poller:
         failures (connection, TLS, timeout, 5xx) say nothing about the password: they neither
         count nor reset, unless a logon was accepted during that poll.
         """
-        if self._logon_accepted or not reason:
-            self._refused = 0
-        elif reason == "auth":
+        accepted = getattr(self._poll_logon, "accepted", False)
+        with self._guard:
+            if accepted or not reason:
+                self._refused = 0
+                return
+            if reason != "auth":
+                return
             self._refused += 1
+            self._logon_good.clear()
             limit = self.server.max_logon_failures
-            if limit and self._refused >= limit:
-                self._suspend(now)
+            if not (limit and self._refused >= limit) or self._suspended_until is not None:
+                return
+        self._suspend(now)
 
     def _suspend(self, now: float) -> None:
         until = now + self.server.logon_retry_after
@@ -355,27 +351,36 @@ class Poller:
         self._resume("password file changed")
 
     def next_delay(self, succeeded: bool, rng: random.Random | None = None) -> float:
+        """The wait before the next poll of the system sessions."""
         interval = self.server.poll_interval
         until = self._suspended_until
         if until is not None:
             # Suspended: wake every interval to look at the password file, and on time for
             # the one retry.
             delay = max(0.0, min(interval, until - self._clock()))
-        elif succeeded:
-            delay = interval
         else:
-            delay = min(interval, min(BACKOFF_START, interval) * 2 ** (self._failures - 1))
+            delay = backoff_delay(interval, self._failures, succeeded)
         return delay + (rng or random).uniform(0, JITTER * delay)
 
-    # --- the thread -------------------------------------------------------------------------
+    # --- the threads ------------------------------------------------------------------------
 
     def start(self) -> None:
         if self.server.tls.insecure_skip_verify:
             self._log.warning("TLS certificate verification is disabled for this EM")
-        self._thread = threading.Thread(
-            target=self._run, name=f"poller-{self.server.name}", daemon=True
-        )
-        self._thread.start()
+        name = self.server.name
+        self._threads = [threading.Thread(target=self._run, name=f"poller-{name}", daemon=True)]
+        for feed in self._feeds.values():
+            if feed is not self._system:
+                self._threads.append(
+                    threading.Thread(
+                        target=self._run_feed,
+                        args=(feed,),
+                        name=f"poller-{name}-{feed.name}",
+                        daemon=True,
+                    )
+                )
+        for thread in self._threads:
+            thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -384,11 +389,29 @@ class Poller:
             # Waiting on the stop event lets stop() cut the wait short.
             self._stop.wait(max(0.0, started + self.next_delay(ok) - time.monotonic()))
 
+    def _run_feed(self, feed: Feed) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            if not self._logon_good.is_set():
+                self._logon_good.wait()  # stop() sets it too
+                continue
+            started = time.monotonic()
+            after = self.poll_feed(feed.name, failures)
+            if after is None:  # suspended: look again after an interval
+                delay = feed.interval
+            else:
+                failures = after
+                delay = backoff_delay(feed.interval, failures, failures == 0)
+            delay += random.uniform(0, JITTER * delay)
+            self._stop.wait(max(0.0, started + delay - time.monotonic()))
+
     def stop(self, timeout: float = 2.0) -> None:
         """Stop polling and log out; bounded, so shutdown never hangs on a slow EM."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._logon_good.set()  # releases a feed thread waiting for a logon
+        ends = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, ends - time.monotonic()))
         self._client.close(timeout=timeout)
         self._log.info("stopped polling")
 

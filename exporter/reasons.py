@@ -35,3 +35,20 @@ class PollError(Exception):
 
     def __repr__(self) -> str:
         return f"PollError({self.reason!r}, {self.message!r})"
+
+
+class StatusError(PollError):
+    """The EM answered with an error status other than 401/403 (reason ``http``).
+
+    ``status`` lets a caller tell the one answer it expects from the rest: a lookup of a
+    session the EM no longer has answers 404.
+    """
+
+    status: int
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__("http", message)
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"StatusError({self.status}, {self.message!r})"

@@ -129,8 +129,9 @@ class Duration(Kind[float]):
     ``minimum`` 0 means "greater than 0": a zero timeout or staleness is never meant.
     """
 
-    def __init__(self, minimum: float = 0.0) -> None:
+    def __init__(self, minimum: float = 0.0, maximum: float | None = None) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def check(self, value: object, minimum: float | None = None) -> float:
         floor = self.minimum if minimum is None else minimum
@@ -141,6 +142,8 @@ class Duration(Kind[float]):
             raise ValueError("must be greater than 0")
         if seconds < floor:
             raise ValueError(f"must be at least {format_duration(floor)}, got {value}")
+        if self.maximum is not None and seconds > self.maximum:
+            raise ValueError(f"must be at most {format_duration(self.maximum)}, got {value}")
         return seconds
 
     def show(self, value: float) -> str:
@@ -148,16 +151,19 @@ class Duration(Kind[float]):
 
 
 class Count(Kind[int]):
-    """A whole number, at least ``minimum``."""
+    """A whole number, at least ``minimum`` (and at most ``maximum`` when given)."""
 
-    def __init__(self, minimum: int = 0) -> None:
+    def __init__(self, minimum: int = 0, maximum: int | None = None) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def check(self, value: object, minimum: float | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"must be a whole number, got {kind(value)}")
         if value < self.minimum:
             raise ValueError(f"must be at least {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be at most {self.maximum}, got {value}")
         return value
 
     def from_env(self, text: str) -> object:
@@ -202,10 +208,16 @@ class TextList(Kind[tuple[str, ...]]):
 
 
 class Section(Kind[C]):
-    """A nested mapping whose keys are the fields of another ``@settings`` class."""
+    """A nested mapping whose keys are the fields of another ``@settings`` class.
 
-    def __init__(self, cls: type[C]) -> None:
+    ``env=False`` keeps the section's variables out of this place: a section declared at the
+    top level and again per server is set from the environment once, at the top level, and
+    the server inherits it.
+    """
+
+    def __init__(self, cls: type[C], *, env: bool = True) -> None:
         self.cls = cls
+        self.env = env
 
     def check(self, value: object, minimum: float | None = None) -> C:
         if not isinstance(value, self.cls):
@@ -333,7 +345,7 @@ def env_paths(cls: type[object], path: str = "") -> dict[str, str]:
         where = join_path(path, name)
         if declared.env is not None:
             found[where] = declared.env
-        if isinstance(declared.kind, Section):
+        if isinstance(declared.kind, Section) and declared.kind.env:
             found.update(env_paths(declared.kind.cls, where))
     return found
 
@@ -346,7 +358,7 @@ def env_raw(cls: type[object], environ: Mapping[str, str], problems: list[str]) 
     raw: Raw = {}
     for name, declared in keys(cls).items():
         if isinstance(declared.kind, Section):
-            nested = env_raw(declared.kind.cls, environ, problems)
+            nested = env_raw(declared.kind.cls, environ, problems) if declared.kind.env else {}
             if nested:
                 raw[name] = nested
             continue

@@ -251,8 +251,11 @@ def test_thresholds_live_in_one_group_with_defaults() -> None:
             if is_threshold:
                 assert re.fullmatch(r"vector\(\d+(\.\d+)?\)", str(rule["expr"]).strip())
                 labels = rule.get("labels") or {}
-                assert set(labels) <= {"session_type"}, name
-                per_type.setdefault(name, set()).add(labels.get("session_type", ""))
+                assert set(labels) <= {"session_type", "job_type"}, name
+                assert len(labels) <= 1, name
+                per_type.setdefault(name, set()).add(
+                    labels.get("session_type", labels.get("job_type", ""))
+                )
     assert per_type["veeam_em:threshold_no_success_seconds"] >= {
         "CollectJob",
         "DatabaseMaintenance",

@@ -17,7 +17,21 @@ PACKAGE = Path(__file__).resolve().parent.parent / "exporter"
 DATA_PATH = ("config", "emclient", "parse", "snapshot", "collector", "web")
 SHARED_NOUNS = ("reasons", "state", "vocabulary")
 # Stages that are pure functions over bytes and records: no network, no threads.
-PURE = ("parse", "snapshot", "collector", "state", "vocabulary", "reasons", "emformat")
+PURE = (
+    "parse",
+    "snapshot",
+    "collector",
+    "state",
+    "vocabulary",
+    "reasons",
+    "emformat",
+    "feed",
+    "jobsessions.plan",
+    "jobsessions.parse",
+    "jobsessions.reduce",
+    "jobsessions.state",
+    "jobsessions.collector",
+)
 NETWORK = ("requests", "urllib3", "socket", "http", "ssl", "threading", "exporter.emclient")
 
 

@@ -587,7 +587,7 @@ def test_a_file_with_several_errors_reports_all_of_them() -> None:
 
     assert found == [
         "colour: unknown key (allowed: poll_interval, stale_after, max_answer_size, "
-        "max_session_types, max_logon_failures, logon_retry_after, servers)",
+        "max_session_types, max_logon_failures, logon_retry_after, job_sessions, servers)",
         "poll_interval: must be at least 10s, got 5s",
         "servers[0].url: scheme must be http or https, got 'ftp'",
         "servers[0].format: must be xml or json, got 'yaml'",

@@ -125,6 +125,12 @@ def test_each_variable_sets_the_key_it_is_declared_for(tmp_path: Path) -> None:
         "VEEAM_EM_MAX_SESSION_TYPES": "20",
         "VEEAM_EM_MAX_LOGON_FAILURES": "0",
         "VEEAM_EM_LOGON_RETRY_AFTER": "2h",
+        "VEEAM_EM_JOB_SESSIONS_ENABLED": "no",
+        "VEEAM_EM_JOB_SESSIONS_POLL_INTERVAL": "10m",
+        "VEEAM_EM_JOB_SESSIONS_WINDOW": "72h",
+        "VEEAM_EM_JOB_SESSIONS_BOOTSTRAP_WINDOW": "14d",
+        "VEEAM_EM_JOB_SESSIONS_PAGE_SIZE": "200",
+        "VEEAM_EM_JOB_SESSIONS_MAX_PAGES": "10",
     }
     # A new variable needs a sample here: this is where the test learns of it.
     assert set(samples) == set(ENV_VARIABLES)
@@ -154,6 +160,15 @@ def _lookup(config: Config, path: str) -> object:
     return holder
 
 
+def section_class(cls: type[object], *names: str) -> type[object]:
+    """The class of a nested section: ``section_class(ServerConfig, "tls")``."""
+    for name in names:
+        declared = keys(cls)[name].kind
+        assert isinstance(declared, Section)
+        cls = declared.cls
+    return cls
+
+
 def _doc_rows(heading: str) -> dict[str, list[str]]:
     """The rows of the first table after ``heading`` in docs/configuration.md, by first cell."""
     start = DOC.index(heading)
@@ -174,6 +189,8 @@ def _doc_rows(heading: str) -> dict[str, list[str]]:
         ("### Per server", ServerConfig),
         ("#### `tls`", keys(ServerConfig)["tls"].kind.cls),  # type: ignore[attr-defined]
         ("#### `session_types`", keys(ServerConfig)["session_types"].kind.cls),  # type: ignore[attr-defined]
+        ("#### `job_sessions`", keys(ServerConfig)["job_sessions"].kind.cls),  # type: ignore[attr-defined]
+        ("#### `job_sessions.job_types`", section_class(ServerConfig, "job_sessions", "job_types")),
     ],
 )
 def test_every_key_has_its_documentation_line(heading: str, cls: type[object]) -> None:

@@ -55,6 +55,9 @@ AGE_RATIOS = {
     ),
 }
 
+# The labels of every backup-job series.
+_JOB = frozenset({"server", "backup_server", "job_name", "job_type"})
+
 # The exporter's metrics: name -> labels besides job/instance added by the scrape.
 EXPORTER_METRICS: dict[str, frozenset[str]] = {
     "veeam_em_up": frozenset({"server"}),
@@ -84,6 +87,34 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
     "veeam_em_system_session_oldest_running_start_timestamp_seconds": frozenset(
         {"server", "session_type"}
     ),
+    "veeam_em_backup_job_sessions_finished_total": _JOB | {"result", "retry"},
+    "veeam_em_backup_job_session_duration_seconds_bucket": frozenset(
+        {"server", "backup_server", "job_type", "le"}
+    ),
+    "veeam_em_backup_job_session_duration_seconds_sum": frozenset(
+        {"server", "backup_server", "job_type"}
+    ),
+    "veeam_em_backup_job_session_duration_seconds_count": frozenset(
+        {"server", "backup_server", "job_type"}
+    ),
+    "veeam_em_backup_job_last_result": _JOB | {"result"},
+    "veeam_em_backup_job_last_start_timestamp_seconds": _JOB,
+    "veeam_em_backup_job_last_end_timestamp_seconds": _JOB,
+    "veeam_em_backup_job_last_duration_seconds": _JOB,
+    "veeam_em_backup_job_last_success_timestamp_seconds": _JOB,
+    "veeam_em_backup_job_last_failure_timestamp_seconds": _JOB,
+    "veeam_em_backup_job_running": _JOB,
+    "veeam_em_backup_job_oldest_running_start_timestamp_seconds": _JOB,
+    "veeam_em_backup_job_running_progress_percent": _JOB,
+    "veeam_em_job_sessions_up": frozenset({"server"}),
+    "veeam_em_job_sessions_poll_duration_seconds": frozenset({"server"}),
+    "veeam_em_job_sessions_last_successful_poll_timestamp_seconds": frozenset({"server"}),
+    "veeam_em_job_sessions_poll_errors_total": frozenset({"server", "reason"}),
+    "veeam_em_backup_job_query_truncated_total": frozenset({"server", "query"}),
+    "veeam_em_backup_job_duplicate_uid_total": frozenset({"server"}),
+    "veeam_em_backup_job_skipped_sessions_total": frozenset({"server"}),
+    "veeam_em_backup_job_sessions_in_window": frozenset({"server"}),
+    "veeam_em_backup_job_query_pages": frozenset({"server", "query"}),
     "process_cpu_seconds_total": frozenset(),
     "process_virtual_memory_bytes": frozenset(),
     "process_resident_memory_bytes": frozenset(),
