@@ -25,6 +25,7 @@ DASHBOARD_DIR = REPO / "grafana" / "dashboards"
 DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
 OVERVIEW = DASHBOARD_DIR / "veeam-em-overview.json"
 DRILLDOWN = DASHBOARD_DIR / "veeam-em-session-type.json"
+JOBS = DASHBOARD_DIR / "veeam-em-backup-jobs.json"
 RULE_FILES = sorted(
     p for p in (REPO / "prometheus").glob("*.yml") if p.name not in {"alerts_test.yml"}
 )
@@ -36,27 +37,56 @@ DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 # datasource's uid wherever `${DS_PROMETHEUS}` stands. Provisioning substitutes nothing, so it
 # may stand only where an unknown value is harmless: the datasource variable's saved value.
 DS_INPUT = "DS_PROMETHEUS"
-# Every dashboard has these variables, in this order.
-VARIABLE_NAMES = ["datasource", "job", "instance", "server", "session_type"]
+# Every dashboard starts with these variables, in this order, and goes on with those of what
+# it shows: system sessions (by type) or backup jobs.
+COMMON_VARIABLES = ["datasource", "job", "instance", "server"]
+SCOPE_VARIABLES = {
+    "veeam_em_system_sessions": ["session_type"],
+    "veeam_em_backup_job_sessions_finished_total": ["backup_server", "job_type", "job_name"],
+}
 # Colours of a `<age>:threshold_ratio` field: orange from 80 % of the alert's threshold, red
 # from 100 %, where the alert's condition holds.
 RATIO_STEPS = [("green", None), ("orange", 0.8), ("red", 1)]
-# Recording rules that divide an age by the threshold its alert compares it with.
+# Recording rules that divide an age by the threshold its alert compares it with, and the
+# label by which the thresholds differ.
 AGE_RATIOS = {
     "veeam_em:system_session_last_success_age:threshold_ratio": (
         "veeam_em:system_session_last_success_age_seconds",
         "veeam_em:threshold_no_success_seconds",
         "VeeamEMSystemSessionNoRecentSuccess",
+        "session_type",
     ),
     "veeam_em:system_session_oldest_running_age:threshold_ratio": (
         "veeam_em:system_session_oldest_running_age_seconds",
         "veeam_em:threshold_running_seconds",
         "VeeamEMSystemSessionRunningTooLong",
+        "session_type",
+    ),
+    "veeam_em:backup_job_last_success_age:threshold_ratio": (
+        "veeam_em:backup_job_last_success_age_seconds",
+        "veeam_em:threshold_job_no_success_seconds",
+        "VeeamEMBackupJobNoRecentSuccess",
+        "job_type",
+    ),
+    "veeam_em:backup_job_oldest_running_age:threshold_ratio": (
+        "veeam_em:backup_job_oldest_running_age_seconds",
+        "veeam_em:threshold_job_running_seconds",
+        "VeeamEMBackupJobRunningTooLong",
+        "job_type",
     ),
 }
+# The "since last success" ratios: every dashboard colours one of them.
+LAST_SUCCESS_RATIOS = frozenset(
+    {
+        "veeam_em:system_session_last_success_age:threshold_ratio",
+        "veeam_em:backup_job_last_success_age:threshold_ratio",
+    }
+)
 
 # The labels of every backup-job series.
 _JOB = frozenset({"server", "backup_server", "job_name", "job_type"})
+# The labels a recording rule keeps from the series it is computed from.
+_RULE_LABELS = frozenset({"job", "instance", "server", "session_type"}) | _JOB
 
 # The exporter's metrics: name -> labels besides job/instance added by the scrape.
 EXPORTER_METRICS: dict[str, frozenset[str]] = {
@@ -214,7 +244,7 @@ def known_metrics() -> dict[str, frozenset[str]]:
     for rule in recording_rules():
         labels = set(rule.get("labels") or {})
         for source in metric_names(str(rule["expr"])):
-            labels |= known.get(source, frozenset()) & {"job", "instance", "server", "session_type"}
+            labels |= known.get(source, frozenset()) & _RULE_LABELS
         known[rule["record"]] = known.get(rule["record"], frozenset()) | frozenset(labels)
     return known
 
@@ -419,7 +449,8 @@ def coloured_queries(dashboard: Mapping[str, Any]) -> Iterator[tuple[str, str, l
 def test_the_overview_and_the_drilldown_exist() -> None:
     assert OVERVIEW in DASHBOARDS
     assert DRILLDOWN in DASHBOARDS
-    assert len(DASHBOARDS) >= 2
+    assert JOBS in DASHBOARDS
+    assert len(DASHBOARDS) >= 3
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
@@ -562,7 +593,15 @@ def expected_matcher(variable: Mapping[str, Any]) -> str:
     return f'{variable["name"]}{op}"${variable["name"]}"'
 
 
-FILTERED_LABELS = ("job", "instance", "server", "session_type")
+FILTERED_LABELS = (
+    "job",
+    "instance",
+    "server",
+    "session_type",
+    "backup_server",
+    "job_type",
+    "job_name",
+)
 
 
 def missing_filters(
@@ -579,15 +618,20 @@ def missing_filters(
             continue
         compact = matchers.replace(" ", "")
         for label in labels:
+            if label not in known[metric]:
+                continue
+            if label not in by_name:
+                missing.append(f"{metric} has {label}, the dashboard no ${label} to filter it")
+                continue
             matcher = expected_matcher(by_name[label])
-            if label in known[metric] and matcher not in compact:
+            if matcher not in compact:
                 missing.append(f"{metric}{matchers} lacks {matcher}")
     return missing
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_queries_filter_by_the_variables(path: Path) -> None:
-    """Every series a query selects is filtered by job, instance, server and session type."""
+    """Every series a query selects is filtered by every variable whose label it carries."""
     dashboard = load_json(path)
     known = known_metrics()
     by_name = variables(dashboard)
@@ -601,7 +645,7 @@ def test_variables_filter_by_the_ones_before(path: Path) -> None:
     dashboard = load_json(path)
     known = known_metrics()
     by_name = variables(dashboard)
-    names = VARIABLE_NAMES[1:]
+    names = list(by_name)[1:]
     for i, name in enumerate(names):
         selector = variable_selector(variable_query(by_name[name]))
         assert not missing_filters(selector, known, by_name, names[:i]), name
@@ -637,14 +681,21 @@ def test_queries_use_only_defined_variables(path: Path) -> None:
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_variables(path: Path) -> None:
     dashboard = load_json(path)
-    assert [v["name"] for v in dashboard["templating"]["list"]] == VARIABLE_NAMES
+    names = [v["name"] for v in dashboard["templating"]["list"]]
+    assert names[: len(COMMON_VARIABLES)] == COMMON_VARIABLES
     by_name = variables(dashboard)
+    # The rest are those of one scope, all from that scope's metric.
+    scope = names[len(COMMON_VARIABLES) :]
+    (metric,) = [m for m, tail in SCOPE_VARIABLES.items() if tail == scope]
+    for name in scope:
+        assert variable_query(by_name[name]).startswith(f"label_values({metric}{{"), name
+        assert variable_query(by_name[name]).endswith(f"}}, {name})"), name
 
     datasource = by_name["datasource"]
     assert datasource["type"] == "datasource"
     assert datasource["query"] == "prometheus"
 
-    for name in VARIABLE_NAMES[1:]:
+    for name in names[1:]:
         variable = by_name[name]
         assert variable["type"] == "query", name
         assert variable["refresh"] in (1, 2), name  # values are fetched, never saved
@@ -667,9 +718,6 @@ def test_dashboard_variables(path: Path) -> None:
     )
     assert variable_query(by_name["server"]).startswith("label_values(veeam_em_up{")
     assert variable_query(by_name["server"]).endswith("}, server)")
-    assert variable_query(by_name["session_type"]).startswith(
-        "label_values(veeam_em_system_sessions{"
-    )
 
 
 def test_the_overview_selects_many_and_the_drilldown_one() -> None:
@@ -682,6 +730,12 @@ def test_the_overview_selects_many_and_the_drilldown_one() -> None:
     for name in ("instance", "server", "session_type"):
         assert drilldown[name]["multi"] is False, name
         assert drilldown[name]["includeAll"] is False, name
+    jobs = variables(load_json(JOBS))
+    assert jobs["instance"]["multi"] is True
+    assert jobs["instance"]["includeAll"] is False
+    for name in ("server", "backup_server", "job_type", "job_name"):
+        assert jobs[name]["multi"] is True, name
+        assert jobs[name]["includeAll"] is True, name
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
@@ -761,13 +815,10 @@ def test_ages_are_coloured_by_their_alert_thresholds(path: Path) -> None:
     coloured = list(coloured_queries(dashboard))
     ratios = [(t, e, s) for t, e, s in coloured if metric_names(e) & set(AGE_RATIOS)]
     # Every dashboard colours "since last success" against the alert's thresholds.
-    assert any(
-        "veeam_em:system_session_last_success_age:threshold_ratio" in metric_names(e)
-        for _, e, _ in ratios
-    )
+    assert any(metric_names(e) & LAST_SUCCESS_RATIOS for _, e, _ in ratios)
     for title, expr, steps in coloured:
         names = metric_names(expr)
-        ages = {age for age, _, _ in AGE_RATIOS.values()}
+        ages = {age for age, _, _, _ in AGE_RATIOS.values()}
         assert not names & ages, f"{title}: {expr!r} is coloured by fixed thresholds {steps}"
         if names & set(AGE_RATIOS):
             assert [(s["color"], s["value"]) for s in steps] == RATIO_STEPS, title
@@ -782,12 +833,14 @@ def test_ages_are_coloured_by_their_alert_thresholds(path: Path) -> None:
 def test_age_ratios_divide_by_the_alerts_thresholds() -> None:
     rules = {r["record"]: str(r["expr"]) for r in recording_rules()}
     alerts = dict(rule_expressions())
-    for ratio, (age, threshold, alert) in AGE_RATIOS.items():
+    for ratio, (age, threshold, alert, label) in AGE_RATIOS.items():
         assert metric_names(rules[ratio]) >= {age, threshold}, ratio
-        # The alert compares the same age with the same thresholds.
+        # The alert compares the same age with the same thresholds, told apart by one label.
         assert metric_names(alerts[alert]) >= {age, threshold}, alert
-        assert " / " in rules[ratio] and f'{threshold}{{session_type=""}}' in rules[ratio]
-        assert f'{threshold}{{session_type!=""}}' in rules[ratio]
+        assert " / " in rules[ratio] and f'{threshold}{{{label}=""}}' in rules[ratio]
+        assert f'{threshold}{{{label}!=""}}' in rules[ratio]
+        assert f'{threshold}{{{label}!=""}}' in alerts[alert]
+        assert f"on ({label})" in rules[ratio] and f"on ({label})" in alerts[alert]
 
 
 def test_on_demand_types_are_not_judged_while_their_last_run_succeeded() -> None:
@@ -867,6 +920,63 @@ def test_drilldown_covers_the_issue() -> None:
     codes = {v["text"]: int(k) for k, v in mapping["options"].items()}
     for text, code in codes.items():
         assert f'result="{text}"}} == 1) * 0 + {code}' in timeline["targets"][0]["expr"]
+
+
+def test_backup_jobs_dashboard_covers_the_issue() -> None:
+    """Jobs by last result, a table per job against the alert, running sessions with progress
+    and age, finished sessions and retries from the counter, quantiles, the feed's health."""
+    dashboard = load_json(JOBS)
+    exprs = [expr for _, _, expr in dashboard_queries(dashboard)]
+    used = set().union(*(metric_names(e) for e in exprs))
+    required = {
+        "veeam_em_backup_job_last_result",
+        "veeam_em_backup_job_last_end_timestamp_seconds",
+        "veeam_em_backup_job_last_duration_seconds",
+        "veeam_em_backup_job_last_success_timestamp_seconds",
+        "veeam_em_backup_job_last_failure_timestamp_seconds",
+        "veeam_em:backup_job_last_success_age_seconds",
+        "veeam_em:backup_job_last_success_age:threshold_ratio",
+        "veeam_em_backup_job_running",
+        "veeam_em_backup_job_running_progress_percent",
+        "veeam_em_backup_job_oldest_running_start_timestamp_seconds",
+        "veeam_em:backup_job_oldest_running_age_seconds",
+        "veeam_em:backup_job_oldest_running_age:threshold_ratio",
+        "veeam_em_backup_job_sessions_finished_total",
+        "veeam_em_backup_job_session_duration_seconds_bucket",
+        "veeam_em_job_sessions_up",
+        "veeam_em_job_sessions_poll_duration_seconds",
+        "veeam_em_job_sessions_poll_errors_total",
+        "veeam_em_backup_job_query_truncated_total",
+        "veeam_em_backup_job_sessions_in_window",
+    }
+    assert required <= used, sorted(required - used)
+    finished = [e for e in exprs if "veeam_em_backup_job_sessions_finished_total" in e]
+    assert all("increase(" in e for e in finished)
+    assert any('retry="true"' in e for e in finished)
+    quantiles = [e for e in exprs if "histogram_quantile(" in e]
+    assert quantiles and all("job_type, le)" in e for e in quantiles)
+    # The stat counts each of the three results, in this order, coloured by name.
+    stat = next(p for p in all_panels(dashboard) if p["title"] == "Jobs by last result")
+    assert [t["legendFormat"] for t in stat["targets"]] == ["Failed", "Warning", "Success"]
+    for target, result in zip(stat["targets"], ("Failed", "Warning", "Success"), strict=True):
+        assert f'result="{result}"' in target["expr"]
+
+
+def test_overview_and_backup_jobs_link_each_other() -> None:
+    overview = load_json(OVERVIEW)
+    jobs = load_json(JOBS)
+    for source, target in ((overview, jobs), (jobs, overview)):
+        found = [
+            link
+            for where, link in links_of(source)
+            if where == "dashboard links" and link["url"].startswith(f"/d/{target['uid']}/")
+        ]
+        assert len(found) == 1, source["uid"]
+        (link,) = found
+        assert link["keepTime"], source["uid"]
+        # The selection both have goes along.
+        for name in ("datasource", "job", "instance", "server"):
+            assert f"${{{name}:queryparam}}" in link["url"], (source["uid"], name)
 
 
 # --- rules name only known metrics -------------------------------------------------------------

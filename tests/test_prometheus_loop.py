@@ -6,6 +6,10 @@ every second with `prometheus/alerts.yml` loaded and evaluated every second. The
 configuration is the shipped `prometheus/prometheus.yml` with only the intervals, the target,
 the rule file path and Alertmanager changed.
 
+The exporter reads the simulator's backup job sessions too: its job feed polls once at start-up
+(the baseline), and the fixture polls it once more itself, after finishing, retrying and starting
+job sessions in the simulator, so that the job counters and histogram have moved.
+
 The tests then ask Prometheus, over its HTTP API, whether the target is up, every rule is
 healthy, every query of every dashboard runs and returns data with the variables set to real
 values (formatted as Grafana formats them), the template variables have values, and whether a
@@ -39,6 +43,7 @@ from test_dashboards import (
     ALL,
     DASHBOARDS,
     DRILLDOWN,
+    JOBS,
     all_panels,
     dashboard_queries,
     interpolate,
@@ -49,7 +54,8 @@ from test_dashboards import (
 )
 
 from exporter.app import Exporter
-from exporter.config import Config, ServerConfig
+from exporter.config import Config, JobSessionsConfig, ServerConfig
+from exporter.poller import Poller
 from exporter.simulator import SimulatedEM, SimulatorSettings
 from exporter.web import HTTPServer, make_app
 
@@ -63,6 +69,14 @@ JOB = "veeam-em"
 
 # The session type the drill-down is tested with: the fixture gives it every kind of data.
 DRILLDOWN_TYPE = "CollectJob"
+# Jobs of the simulator's demo estate the fixture gives sessions to (both on vbr01).
+FINISHED_JOB = "Exchange Backup"  # fails, then its retry succeeds
+RUNNING_JOB = "SQL Servers Backup"  # a session that keeps running
+SELECTED_JOBS = (FINISHED_JOB, RUNNING_JOB)  # the backup jobs dashboard's job_name
+# The job feed's own thread polls at start-up and then after this long, never during the
+# module: the fixture's one extra poll is the only other one, so no two polls of the feed run
+# at once and the counters move exactly when the fixture says.
+JOB_POLL_INTERVAL = 3600.0
 
 # Dashboard queries (file, panel title, refId) allowed to return nothing, with the reason.
 # Empty: the fixture makes every query have data (running sessions, sessions finished after
@@ -166,6 +180,7 @@ def serving_exporter(simulator: SimulatedEM) -> Iterator[tuple[Exporter, HTTPSer
                     poll_floor=1.0,
                     stale_after=30.0,
                     timeout=5.0,
+                    job_sessions=JobSessionsConfig(poll_interval=JOB_POLL_INTERVAL),
                 ),
             )
         )
@@ -289,7 +304,51 @@ def loop(
         )
         simulator.add_session("DatabaseMaintenance", created=now - timedelta(minutes=5))
         simulator.add_session(DRILLDOWN_TYPE, created=now - timedelta(minutes=2))
+        finish_and_poll_jobs(result, poller, simulator)
         yield result
+
+
+def finish_and_poll_jobs(loop: Loop, poller: Poller, simulator: SimulatedEM) -> None:
+    """Job sessions that finish after the job feed's baseline (a failure and its successful
+    retry: counted, with durations for the histogram) and one that keeps running (progress,
+    age), shown by the EM at a data collection, then read by one more poll of the feed."""
+    # Once Prometheus holds the baseline, at 0: increase() and rate() then see the rise.
+    loop.eventually(
+        lambda: bool(
+            loop.query(f'veeam_em_backup_job_session_duration_seconds_count{{server="{SERVER}"}}')
+        ),
+        "Prometheus never scraped the job feed's histogram",
+        STARTUP,
+    )
+    now = simulator.now()
+    simulator.add_job_session(
+        FINISHED_JOB,
+        state="Stopped",
+        result="Failed",
+        created=now - timedelta(minutes=40),
+        ended=now - timedelta(minutes=20),
+    )
+    simulator.add_job_session(
+        FINISHED_JOB,
+        state="Stopped",
+        result="Success",
+        created=now - timedelta(minutes=15),
+        ended=now,
+        is_retry=True,
+    )
+    simulator.add_job_session(RUNNING_JOB, created=now - timedelta(minutes=5))
+    simulator.collect()
+    assert poller.poll_feed("job_sessions") == 0, "the job feed's second poll failed"
+    loop.eventually(
+        lambda: bool(
+            loop.query(
+                f'veeam_em_backup_job_sessions_finished_total{{server="{SERVER}",'
+                f' job_name="{FINISHED_JOB}", result="Success", retry="true"}} > 0'
+            )
+        ),
+        "Prometheus never saw the retry counted",
+        SETTLE,
+    )
 
 
 # --- target and rules -----------------------------------------------------------------------------
@@ -364,9 +423,13 @@ QUERY_VARIABLES = [
 
 def selection(name: str, loop: Loop) -> dict[str, list[str]]:
     """What a user of this loop picks: real values where a variable takes one (this exporter,
-    its one server), All session types on the overview, one type in the drill-down."""
+    its one server), All session types on the overview, one type in the drill-down, two of
+    the jobs (every backup server and job type) on the backup jobs dashboard."""
     chosen = {"job": [JOB], "instance": [loop.target], "server": [SERVER]}
-    chosen["session_type"] = [DRILLDOWN_TYPE] if name == DRILLDOWN.name else [ALL]
+    if name == JOBS.name:
+        chosen.update(backup_server=[ALL], job_type=[ALL], job_name=list(SELECTED_JOBS))
+    else:
+        chosen["session_type"] = [DRILLDOWN_TYPE] if name == DRILLDOWN.name else [ALL]
     return chosen
 
 
@@ -413,6 +476,8 @@ def test_dashboard_query_runs_and_returns_data(
         assert labels.get("server", SERVER) == SERVER, (title, labels)
         if name == DRILLDOWN.name:
             assert labels.get("session_type", DRILLDOWN_TYPE) == DRILLDOWN_TYPE, (title, labels)
+        if name == JOBS.name:
+            assert labels.get("job_name", FINISHED_JOB) in SELECTED_JOBS, (title, labels)
 
 
 @pytest.mark.parametrize(
@@ -438,6 +503,10 @@ def test_template_variable_has_values(loop: Loop, name: str, variable: str) -> N
         assert values == expected[variable]
     if variable == "session_type":
         assert {"CollectJob", "DatabaseMaintenance", DRILLDOWN_TYPE} <= set(values)
+    if variable == "job_name":
+        assert {FINISHED_JOB, RUNNING_JOB} <= set(values)
+    if variable == "job_type":
+        assert {"Backup", "ImmediateBackupCopy"} <= set(values)
 
 
 # --- the failure alert ------------------------------------------------------------------------------
