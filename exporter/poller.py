@@ -240,7 +240,7 @@ class Poller:
             self._log.debug(
                 "poll succeeded",
                 sessions=sum(result.snapshot.sessions.values()),
-                new_finished=len(result.newly_finished),
+                new_finished=result.fresh,
                 skipped=result.skipped,
                 duration=f"{duration:.3f}s",
             )
@@ -262,8 +262,7 @@ class Poller:
             iter_entries(stream, self.server.format),
             taken_at=now,
             allows=self.server.session_types.allows,
-            already_counted=self._ledger.__contains__,
-            counted_types=self._ledger.session_types,
+            ledger=self._ledger,
             max_types=self.server.max_session_types,
         )
 
