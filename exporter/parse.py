@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -110,6 +110,18 @@ def _epoch_day(year: str, month: str, day: str) -> int:
     return date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
 
 
+# The forms an EM writes, read by position: a day, T or a space, hh:mm:ss, then nothing, Z,
+# or 1-7 fractional digits with or without Z. A dict look-up both checks a field and reads
+# it, as seconds.
+_SECONDS: Final = {f"{n:02d}": n for n in range(60)}
+_MINUTES: Final = {text: n * 60 for text, n in _SECONDS.items()}
+_HOURS: Final = {text: n * 3600 for text, n in _SECONDS.items() if n < 24}
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# "YYYY-MM-DD" -> Unix seconds at its midnight, for the ordinary days seen so far.
+_DAY_SECONDS: dict[str, int] = {}
+_DAY_CACHE: Final = 4096
+
+
 def parse_timestamp(text: str) -> float | None:
     """Read an EM timestamp as Unix seconds.
 
@@ -117,47 +129,30 @@ def parse_timestamp(text: str) -> float | None:
     value says "no time": empty, .NET's ``DateTime.MinValue`` (``0001-01-01...``) or SQL
     Server's smallest date (``1753-01-01...``). Anything else that is not a date raises
     ``ValueError``.
+
+    The common forms are read here by position; every other text (an offset, blanks around
+    it, "no time", an error) goes to ``general_timestamp``. Where both read a value it is
+    the same float: the same sum in the same order.
     """
-    seconds = fast_timestamp(text)
-    return general_timestamp(text) if seconds is None else seconds
-
-
-# The forms an EM writes, read by position: a day, T or a space, hh:mm:ss, then nothing, Z,
-# or 1-7 fractional digits with or without Z. A dict look-up both checks and reads a field.
-_TWO_DIGITS: Final = {f"{n:02d}": n for n in range(60)}
-_HOURS: Final = {text: n for text, n in _TWO_DIGITS.items() if n < 24}
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-# "YYYY-MM-DD" -> Unix seconds at its midnight, for the ordinary days seen so far.
-_DAY_SECONDS: dict[str, int] = {}
-_DAY_CACHE: Final = 4096
-
-
-def fast_timestamp(text: str) -> float | None:
-    """``parse_timestamp`` for the common forms; None when ``text`` is not one of them (then
-    only ``general_timestamp`` can tell what it is). Where both read a value, it is the same
-    float: the same sum in the same order."""
-    if len(text) < 19 or text[13] != ":" or text[16] != ":" or text[10] not in "T ":
-        return None
-    key = text[:10]
-    day = _DAY_SECONDS.get(key)
-    if day is None:
-        day = _ordinary_day(key)
-        if day is None:
-            return None
-    hour = _HOURS.get(text[11:13])
-    minute = _TWO_DIGITS.get(text[14:16])
-    second = _TWO_DIGITS.get(text[17:19])
-    if hour is None or minute is None or second is None:
-        return None
-    seconds = float(day + hour * 3600 + minute * 60 + second)
-    if len(text) == 19 or (len(text) == 20 and text[19] == "Z"):
-        return seconds
-    if text[19] != ".":
-        return None
-    digits = text[20:-1] if text[-1] == "Z" else text[20:]
-    if not 0 < len(digits) <= 7 or not digits.isascii() or not digits.isdigit():
-        return None
-    return seconds + int(digits) / _SCALE[len(digits)]
+    if len(text) >= 19 and text[13] == ":" and text[16] == ":" and text[10] in "T ":
+        try:
+            day: int | None = _DAY_SECONDS[text[:10]]
+        except KeyError:
+            day = _ordinary_day(text[:10])
+        if day is not None:
+            try:
+                seconds = float(
+                    day + _HOURS[text[11:13]] + _MINUTES[text[14:16]] + _SECONDS[text[17:19]]
+                )
+            except KeyError:  # not two digits, or out of range
+                return general_timestamp(text)
+            if len(text) == 19 or (len(text) == 20 and text[19] == "Z"):
+                return seconds
+            if text[19] == ".":
+                digits = text[20:-1] if text[-1] == "Z" else text[20:]
+                if 0 < len(digits) <= 7 and digits.isascii() and digits.isdigit():
+                    return seconds + int(digits) / _SCALE[len(digits)]
+    return general_timestamp(text)
 
 
 def _ordinary_day(key: str) -> int | None:
@@ -310,6 +305,8 @@ def _message(raw: str) -> str:
     return message
 
 
+# SessionRecord._make without its length check: the tuple is always whole.
+_new_record: Final = tuple.__new__
 _NO_UID: Final = UnreadableEntry("no UID")
 _LONG_UID: Final = UnreadableEntry(f"UID longer than {UID_LIMIT} characters")
 _LONG_TYPE: Final = UnreadableEntry(f"SessionType longer than {NAME_LIMIT} characters")
@@ -335,10 +332,16 @@ def _record(
         return _NO_UID
     if len(uid) > UID_LIMIT:
         return _LONG_UID
-    kind = _WORDS.get(session_type) or _word(session_type)
+    try:
+        kind = _WORDS[session_type]
+    except KeyError:
+        kind = _word(session_type)
     if kind.label is None:
         return _LONG_TYPE
-    status = _WORDS.get(state) or _word(state)
+    try:
+        status = _WORDS[state]
+    except KeyError:
+        status = _word(state)
     if status.label is None:
         return _LONG_STATE
     try:
@@ -352,20 +355,28 @@ def _record(
     except ValueError:
         return _BAD_ENDED
 
-    told = (_WORDS.get(result) or _word(result)).result
+    try:
+        told = _WORDS[result].result
+    except KeyError:
+        told = _word(result).result
     by_state = status.result
     # No end time and no outcome in Result/Result: still running, unless State itself is
     # one of the final states (then it finished without an end time).
     running = status.running or (ended_at is None and told is None and by_state in _NO_OUTCOME)
     if running:
         ended_at = None
-    flag = _FLAGS.get(canceled)
-    if flag is None:
+    try:
+        flag = _FLAGS[canceled]
+    except KeyError:
         flag = _flag(canceled)
     text = ""
     if message:
-        text = _MESSAGES.get(message) or _message(message)
-    return SessionRecord._make(
+        try:
+            text = _MESSAGES[message]
+        except KeyError:
+            text = _message(message)
+    return _new_record(
+        SessionRecord,
         (
             uid if uid.isascii() else valid_text(uid),
             kind.label,
@@ -376,7 +387,7 @@ def _record(
             "" if running else (told or by_state or UNKNOWN),
             flag,
             text,
-        )
+        ),
     )
 
 
@@ -445,101 +456,137 @@ def _field_prefix(text: str) -> tuple[str, bool]:
 
 
 class _SessionReader:
-    """The parser's target: turns element and text events into entries.
+    """The parser's target: turns element and text events into entries, handed to ``emit``
+    as each item ends.
 
     Holds the fields of the entry being read and nothing else: every other element, a
     Sessions element nested deeper, a long references list, unknown children, attributes,
     is dropped as its event passes. Only the text before an element's first child counts.
-    Called once per element and text, so each event does as little as it can.
+
+    The handlers run once per element and text of the answer, so their state lives in the
+    cells of one closure (a cell is read and written faster than an attribute) and each
+    event does as little as it can.
     """
 
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
-        self.events = 0  # element starts and text chunks seen, to tell a stalled parse
-        self.root_seen = False
-        self._depth = 0
-        # Element name (as lxml gives it, with its namespace) -> slot, learnt per answer.
-        self._field_slots: dict[str, int] = {}
-        self._part_slots: dict[str, int] = {}
-        self._items: dict[str, bool] = {}
-        self._item: list[str | None] | None = None  # the collection item being read
-        self._in_result = False  # inside the item's Result element
-        self._slot = _NO_SLOT  # the slot whose text is being captured ...
-        self._text = ""  # ... and its text so far
+    __slots__ = ("data", "end", "progress", "root_seen", "start")
 
-    def doctype(self, *_: object) -> None:
+    def __init__(self, emit: Callable[[Entry], object]) -> None:
+        depth = 0
+        # Set by an element start, by text outside a captured field and by a compaction of a
+        # captured one (its text reaches one within about 10 KiB of input): input that sets
+        # none of them is one token libxml2 holds whole (see STALL_LIMIT).
+        moved = False
+        root_seen = False
+        item: list[str | None] | None = None  # the collection item being read
+        in_result = False  # inside the item's Result element
+        slot = _NO_SLOT  # the slot whose text is being captured ...
+        text = ""  # ... and its text so far
+        # Element name (as lxml gives it, with its namespace) -> what it is, per answer.
+        field_slots: dict[str, int] = {}
+        part_slots: dict[str, int] = {}
+        items: dict[str, bool] = {}
+
+        def start(tag: str, attrib: Mapping[str, str]) -> None:
+            nonlocal depth, moved, root_seen, item, in_result, slot, text
+            moved = True
+            depth += 1
+            if depth == _FIELD_DEPTH:
+                # Nothing is being captured: captures are at this depth and the next, and
+                # end with their element or its first child.
+                if item is not None:
+                    try:
+                        found = field_slots[tag]
+                    except KeyError:
+                        found = _learn(field_slots, tag, _FIELD_SLOTS, _NO_SLOT)
+                    if found != _NO_SLOT:
+                        slot = found
+                        text = ""
+                    in_result = found == _RESULT_TEXT
+                return
+            if slot != _NO_SLOT:  # a child ends the text that counts
+                item[slot] = text  # type: ignore[index]
+                slot = _NO_SLOT
+            if depth == _PART_DEPTH:
+                if in_result:
+                    item[_HAS_PARTS] = ""  # type: ignore[index]
+                    try:
+                        found = part_slots[tag]
+                    except KeyError:
+                        found = _learn(part_slots, tag, _PART_SLOTS, _NO_SLOT)
+                    if found != _NO_SLOT:
+                        slot = found
+                        text = ""
+            elif depth == _ITEM_DEPTH:
+                is_item = items.get(tag)
+                if is_item is None:
+                    is_item = _learn(items, tag, {_ITEM: True}, False)
+                if is_item:
+                    item = [None] * _SLOTS
+                    uid = attrib.get("UID")
+                    if uid is None:
+                        uid = next((v for k, v in attrib.items() if k.lower() == "uid"), None)
+                    item[_UID_ATTRIBUTE] = uid
+                    in_result = False
+            elif depth == 1:
+                root_seen = True
+                _check_root(tag)
+
+        def end(tag: str) -> None:
+            nonlocal depth, item, slot
+            if slot != _NO_SLOT:  # still capturing: this is the field's own end
+                item[slot] = text  # type: ignore[index]
+                slot = _NO_SLOT
+            elif depth == _ITEM_DEPTH and item is not None:
+                emit(
+                    _record(
+                        item[_UID_ATTRIBUTE] or item[_UID],
+                        item[_SESSION_TYPE],
+                        item[_STATE],
+                        item[_CREATED],
+                        item[_ENDED],
+                        item[_RESULT_TEXT if item[_HAS_PARTS] is None else _RESULT_RESULT],
+                        item[_MESSAGE],
+                        item[_CANCELED],
+                    )
+                )
+                item = None
+            depth -= 1
+
+        def data(chunk: str) -> None:
+            nonlocal moved, slot, text
+            if slot == _NO_SLOT:
+                moved = True
+                return
+            text += chunk
+            if len(text) > _COMPACT_AT:
+                moved = True
+                kept, full = (_message_prefix if slot == _MESSAGE else _field_prefix)(text)
+                if full:  # nothing that follows can change the field
+                    item[slot] = kept  # type: ignore[index]
+                    slot = _NO_SLOT
+                else:
+                    text = kept
+
+        self.start = start
+        self.end = end
+        self.data = data
+
+        def progress() -> bool:
+            """Whether the reader moved since the last call."""
+            nonlocal moved
+            was, moved = moved, False
+            return was
+
+        self.progress = progress
+        self.root_seen: Callable[[], bool] = lambda: root_seen
+
+    @staticmethod
+    def doctype(*_: object) -> None:
         # The EM never sends one; refusing it is what keeps entities from ever expanding.
         raise ParseError("the answer declares a DTD (<!DOCTYPE>), which is refused")
 
-    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
-        self.events += 1
-        depth = self._depth = self._depth + 1
-        if depth == _FIELD_DEPTH:
-            # Nothing is captured here: captures are at this depth and the next, and end
-            # with their element or their first child.
-            if self._item is not None:
-                slot = self._field_slots.get(tag)
-                if slot is None:
-                    slot = _learn(self._field_slots, tag, _FIELD_SLOTS, _NO_SLOT)
-                if slot != _NO_SLOT:
-                    self._slot = slot
-                    self._text = ""
-                self._in_result = slot == _RESULT_TEXT
-            return
-        if self._slot != _NO_SLOT:  # a child ends the text that counts
-            self._item[self._slot] = self._text  # type: ignore[index]
-            self._slot = _NO_SLOT
-        if depth == _PART_DEPTH:
-            if self._in_result:
-                self._item[_HAS_PARTS] = ""  # type: ignore[index]
-                slot = self._part_slots.get(tag)
-                if slot is None:
-                    slot = _learn(self._part_slots, tag, _PART_SLOTS, _NO_SLOT)
-                if slot != _NO_SLOT:
-                    self._slot = slot
-                    self._text = ""
-        elif depth == _ITEM_DEPTH:
-            is_item = self._items.get(tag)
-            if is_item is None:
-                is_item = _learn(self._items, tag, {_ITEM: True}, False)
-            if is_item:
-                item: list[str | None] = [None] * _SLOTS
-                uid = attrib.get("UID")
-                if uid is None:
-                    uid = next((v for k, v in attrib.items() if k.lower() == "uid"), None)
-                item[_UID_ATTRIBUTE] = uid
-                self._item = item
-                self._in_result = False
-        elif depth == 1:
-            self.root_seen = True
-            _check_root(tag)
-
-    def end(self, tag: str) -> None:
-        depth = self._depth
-        self._depth = depth - 1
-        if self._slot != _NO_SLOT:  # still capturing: this is the field's own end
-            self._item[self._slot] = self._text  # type: ignore[index]
-            self._slot = _NO_SLOT
-        elif depth == _ITEM_DEPTH and self._item is not None:
-            self.entries.append(_xml_entry(self._item))
-            self._item = None
-
-    def data(self, text: str) -> None:
-        self.events += 1
-        if self._slot != _NO_SLOT:
-            text = self._text = self._text + text
-            if len(text) > _COMPACT_AT:
-                self._compact(text)
-
-    def _compact(self, text: str) -> None:
-        kept, full = (_message_prefix if self._slot == _MESSAGE else _field_prefix)(text)
-        if full:  # nothing that follows can change the field
-            self._item[self._slot] = kept  # type: ignore[index]
-            self._slot = _NO_SLOT
-        else:
-            self._text = kept
-
-    def close(self) -> None:
+    @staticmethod
+    def close() -> None:
         return None
 
 
@@ -557,19 +604,6 @@ def _learn(known: dict[str, _T], tag: str, by_name: Mapping[str, _T], default: _
 
 def _local(tag: str) -> str:
     return tag[tag.rfind("}") + 1 :].lower()
-
-
-def _xml_entry(item: list[str | None]) -> Entry:
-    return _record(
-        item[_UID_ATTRIBUTE] or item[_UID],
-        item[_SESSION_TYPE],
-        item[_STATE],
-        item[_CREATED],
-        item[_ENDED],
-        item[_RESULT_TEXT if item[_HAS_PARTS] is None else _RESULT_RESULT],
-        item[_MESSAGE],
-        item[_CANCELED],
-    )
 
 
 def _check_root(tag: str) -> None:
@@ -606,7 +640,8 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
     U+FFFD. Entities are never expanded (an answer with a DTD is refused), DTDs and the
     network are never loaded: an answer can never make the exporter read a file or a URL.
     """
-    reader = _SessionReader()
+    entries: list[Entry] = []
+    reader = _SessionReader(entries.append)
     parser = etree.XMLParser(
         # lxml's stubs want str-or-bytes handlers and a comment() one; lxml hands this
         # target str, and comments are removed before they reach it.
@@ -629,15 +664,15 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
     if _is_utf8(first):
         chunks = repaired_utf8(chunks)
     stalled = 0
-    events = reader.events
+    progress = reader.progress
     try:
         for chunk in chunks:
             parser.feed(chunk)
-            if reader.entries:
-                yield from reader.entries
-                reader.entries.clear()
-            if reader.events != events:
-                events, stalled = reader.events, 0
+            if entries:
+                yield from entries
+                entries.clear()
+            if progress():
+                stalled = 0
             else:
                 stalled += len(chunk)
                 if stalled > STALL_LIMIT:
@@ -648,8 +683,8 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
         parser.close()
     except etree.XMLSyntaxError as exc:
         raise ParseError(f"malformed XML: {exc}") from None
-    yield from reader.entries
-    if not reader.root_seen:
+    yield from entries
+    if not reader.root_seen():
         raise ParseError("empty answer")
 
 

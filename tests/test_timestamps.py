@@ -1,41 +1,60 @@
-"""The fast timestamp reader and the general one agree on every form an EM may write: where
-the fast one reads a value it is the general one's, to the bit, and it reads every common
-form itself; every other form (offsets, blanks, "no time", errors) it leaves to the general."""
+"""parse_timestamp's fast path and the general reader agree on every form an EM may write:
+where the fast path reads a value it is the general reader's, to the bit, and it reads every
+common form itself; every other form (offsets, blanks, "no time", errors) it hands over."""
 
 from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 
 import pytest
 
-from exporter.parse import fast_timestamp, general_timestamp, parse_timestamp
+from exporter import parse
 
 # What the general reader makes of a text: a value, "no time" (None), or "error".
 Verdict = float | None | str
+_GENERAL = parse.general_timestamp
 
 
 def general(text: str) -> Verdict:
     try:
-        return general_timestamp(text)
+        return _GENERAL(text)
     except ValueError:
         return "error"
 
 
-def assert_agree(text: str) -> float | None:
-    """The fast reader's value (None: declined), after checking it against the general one
-    and against parse_timestamp."""
-    fast = fast_timestamp(text)
-    expected = general(text)
-    if fast is not None:
-        assert isinstance(expected, float), (text, fast, expected)
-        assert fast == expected, (text, fast, expected)  # the same float, not close to it
-    if expected == "error":
-        with pytest.raises(ValueError, match="not a timestamp"):
-            parse_timestamp(text)
-    else:
-        assert parse_timestamp(text) == expected, text
-    return fast
+@pytest.fixture
+def assert_agree(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], float | None]:
+    """Reads a text with parse_timestamp, watching whether it handed the text to the general
+    reader; checks the outcome against the general reader's. Gives the fast path's value, or
+    None when it handed the text over."""
+    handed: list[str] = []
+
+    def watched(text: str) -> float | None:
+        handed.append(text)
+        return _GENERAL(text)
+
+    monkeypatch.setattr(parse, "general_timestamp", watched)
+
+    def check(text: str) -> float | None:
+        handed.clear()
+        expected = general(text)
+        value: Verdict
+        if expected == "error":
+            with pytest.raises(ValueError, match="not a timestamp"):
+                parse.parse_timestamp(text)
+            value = "error"
+        else:
+            value = parse.parse_timestamp(text)
+        assert value == expected, (text, value, expected)  # the same float, not close to it
+        if handed:
+            assert handed == [text]
+            return None
+        assert isinstance(value, float), (text, value)
+        return value
+
+    return check
 
 
 # (text, the general reader's verdict, whether the fast reader reads it itself)
@@ -105,7 +124,9 @@ TABLE: list[tuple[str, Verdict, bool]] = [
 
 
 @pytest.mark.parametrize(("text", "verdict", "fast"), TABLE)
-def test_fast_and_general_agree(text: str, verdict: Verdict, fast: bool) -> None:
+def test_fast_and_general_agree(
+    text: str, verdict: Verdict, fast: bool, assert_agree: Callable[[str], float | None]
+) -> None:
     expected = general(text)
     if isinstance(verdict, float):
         assert expected == pytest.approx(verdict, abs=1e-6)
@@ -134,7 +155,9 @@ def _pieces(rng: random.Random) -> str:
     return f"{pad}{year}-{month}-{day}{sep}{hour}:{minute}:{second}{fraction}{zone}{pad}"
 
 
-def test_fast_and_general_agree_on_a_generated_sweep() -> None:
+def test_fast_and_general_agree_on_a_generated_sweep(
+    assert_agree: Callable[[str], float | None],
+) -> None:
     rng = random.Random(20261101)
     read_fast = 0
     for _ in range(20_000):
@@ -143,7 +166,9 @@ def test_fast_and_general_agree_on_a_generated_sweep() -> None:
     assert read_fast > 5_000  # the sweep reaches the fast reader, not only the general one
 
 
-def test_fast_reader_reads_every_ordinary_second_and_fraction_length() -> None:
+def test_fast_path_reads_every_ordinary_second_and_fraction_length(
+    assert_agree: Callable[[str], float | None],
+) -> None:
     # Every hour, minute and second of a day in both separators, each fraction length.
     for hour, minute in itertools.product(range(24), range(60)):
         for second in (0, 29, 59):
