@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from exporter.parse import Entry, SessionRecord, UnreadableEntry
-from exporter.uidtable import RECORD, UidTable, uid_key
+from exporter.uidtable import UidTable, uid_key
 from exporter.vocabulary import FAILED, KNOWN_STATES, RESULTS, SUCCESS
 
 DURATION_BUCKETS = (
@@ -48,10 +48,18 @@ def clean_message(message: str) -> str:
     return _WHITESPACE.sub(" ", message).strip()[:MESSAGE_LIMIT]
 
 
-def _newness(record: SessionRecord) -> tuple[float, float, str]:
-    # Newest is the latest creation time; ties go to the latest end time (a missing end is
-    # older than any), then to the greater UID. The order of the answer never matters.
-    return (record.created, record.ended if record.ended is not None else float("-inf"), record.uid)
+# Newest is the latest creation time; ties go to the latest end time (a missing end is older
+# than any), then to the greater UID. The order of the answer never matters.
+_NO_END = float("-inf")
+
+
+def _wins_tie(record: SessionRecord, than: SessionRecord | None) -> bool:
+    """Whether ``record`` is the newer of two sessions created at the same time."""
+    if than is None:
+        return True
+    ended = _NO_END if record.ended is None else record.ended
+    other = _NO_END if than.ended is None else than.ended
+    return ended > other or (ended == other and record.uid > than.uid)
 
 
 @dataclass(frozen=True)
@@ -95,13 +103,15 @@ class _TypeAccumulator:
     newest_finished: SessionRecord | None = None
     newest_success: SessionRecord | None = None
     newest_failure: SessionRecord | None = None
+    # The creation times of the three newest, so that most sessions are judged by one
+    # comparison.
+    finished_at: float = float("-inf")
+    success_at: float = float("-inf")
+    failure_at: float = float("-inf")
     oldest_running_start: float | None = None
     canceled: int = 0
     states: dict[str, int] = field(default_factory=dict)
     fresh: dict[str, FinishedSession] = field(default_factory=dict)  # to count
-    # The finished sessions new to the ledger that it only remembers, packed as
-    # uidtable.RECORD packs them: 24 bytes each, however many a baseline holds.
-    remembered: bytearray = field(default_factory=bytearray)
 
     @property
     def entries(self) -> int:
@@ -127,14 +137,14 @@ class PollResult:
     newest_created: float | None = None  # the EM's clock, as far as its answer shows it
     # Why entries were unreadable ("no UID", ...: a short fixed vocabulary), with counts.
     unreadable: Mapping[str, int] = field(default_factory=dict)
-    # The finished sessions new to the ledger that it only remembers (its baseline), packed
-    # as uidtable.RECORD packs them.
-    remembered: tuple[memoryview, ...] = ()
+    # The finished sessions new to the ledger that it only remembers (its baseline), 24
+    # bytes each; the ledger copies them at commit.
+    remembered: UidTable | None = None
 
     @property
     def fresh(self) -> int:
         """Finished sessions new to the ledger: counted or only remembered."""
-        return len(self.newly_finished) + sum(len(r) for r in self.remembered) // RECORD.size
+        return len(self.newly_finished) + (len(self.remembered) if self.remembered else 0)
 
 
 def build(
@@ -184,7 +194,11 @@ def build(
     old_before = taken_at - UID_RETENTION_SECONDS
     readable = 0
     newest_created = float("-inf")
-    pack = RECORD.pack
+    # The finished sessions of the types the ledger does not count yet: one table for all
+    # types, so that a UID in two of them is remembered once. A type evicted by the cap
+    # leaves its UIDs there; the ledger would not count them on its return either (it
+    # comes back withheld, as its own baseline).
+    remembered: UidTable | None = None
     for entry in entries:
         if isinstance(entry, UnreadableEntry):
             unreadable[entry.why] = unreadable.get(entry.why, 0) + 1
@@ -195,8 +209,9 @@ def build(
             newest_created = created
         if created < old_before:
             retained.add(uid_key(uid))
-        acc = per_type.get(session_type)
-        if acc is None:
+        try:
+            acc = per_type[session_type]
+        except KeyError:
             if not allows(session_type):
                 continue
             if session_type in dropped:
@@ -214,7 +229,10 @@ def build(
                 insort(newcomers, session_type)
             acc = per_type[session_type] = _TypeAccumulator(counts(session_type))
         states = acc.states
-        states[state] = states.get(state, 0) + 1
+        try:
+            states[state] += 1
+        except KeyError:
+            states[state] = 1
         if canceled:
             acc.canceled += 1
         if created > acc.last_start:
@@ -223,30 +241,20 @@ def build(
             if acc.oldest_running_start is None or created < acc.oldest_running_start:
                 acc.oldest_running_start = created
             continue
-        # Newest by creation time; only a tie needs the whole order.
-        best = acc.newest_finished
-        if (
-            best is None
-            or created > best.created
-            or (created == best.created and _newness(entry) > _newness(best))
+        if created > acc.finished_at or (
+            created == acc.finished_at and _wins_tie(entry, acc.newest_finished)
         ):
-            acc.newest_finished = entry
+            acc.newest_finished, acc.finished_at = entry, created
         if result == SUCCESS:
-            best = acc.newest_success
-            if (
-                best is None
-                or created > best.created
-                or (created == best.created and _newness(entry) > _newness(best))
+            if created > acc.success_at or (
+                created == acc.success_at and _wins_tie(entry, acc.newest_success)
             ):
-                acc.newest_success = entry
-        elif result == FAILED:
-            best = acc.newest_failure
-            if (
-                best is None
-                or created > best.created
-                or (created == best.created and _newness(entry) > _newness(best))
-            ):
-                acc.newest_failure = entry
+                acc.newest_success, acc.success_at = entry, created
+        elif result == FAILED and (
+            created > acc.failure_at
+            or (created == acc.failure_at and _wins_tie(entry, acc.newest_failure))
+        ):
+            acc.newest_failure, acc.failure_at = entry, created
         if keys is None:
             if known(uid):  # type: ignore[misc]
                 continue
@@ -255,7 +263,9 @@ def build(
             if key in keys:
                 continue
             if not acc.counts:
-                acc.remembered += pack(key, created)
+                if remembered is None:
+                    remembered = UidTable.like(keys)
+                remembered.add(key, created)
                 continue
         acc.fresh[uid] = FinishedSession._make(
             (
@@ -301,9 +311,7 @@ def build(
         dropped_entries=dropped_entries,
         newest_created=newest_created if readable else None,
         unreadable=MappingProxyType(unreadable),
-        remembered=tuple(
-            memoryview(a.remembered).toreadonly() for a in per_type.values() if a.remembered
-        ),
+        remembered=remembered,
     )
 
 
@@ -388,8 +396,8 @@ class FinishedLedger:
             if duration is not None:
                 self._buckets[record.session_type][bisect_left(DURATION_BUCKETS, duration)] += 1
                 self._sums[record.session_type] += duration
-        for records in result.remembered:
-            uids.add_packed(records)
+        if result.remembered is not None:
+            uids.update(result.remembered)
         self._baseline_taken = True
         self._allowed = result.allows
         self._dropped = result.dropped_types

@@ -43,13 +43,39 @@ class UidTable:
         self._count = 0
         self._reset(_START_BITS)
 
+    @classmethod
+    def like(cls, other: UidTable) -> UidTable:
+        """An empty table with ``other``'s buckets, so that ``other.update`` can copy it
+        whole."""
+        table = cls()
+        if other._bits != table._bits:
+            table._reset(other._bits)
+        return table
+
     def __len__(self) -> int:
         return self._count
+
+    def update(self, other: UidTable) -> None:
+        """Add every key of ``other`` with its creation time. Into an empty table with the
+        same buckets (a first baseline) the buckets are copied whole."""
+        if self._count == 0 and other._bits == self._bits:
+            self._buckets = [bytearray(b) if b else _EMPTY for b in other._buckets]
+            self._oldest = array("d", other._oldest)
+            self._count = other._count
+            return
+        for bucket in other._buckets:
+            if bucket:
+                self.add_packed(bucket)
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, bytes):
             return False
-        return _find(self._buckets[hash(key) & self._mask], key) >= 0
+        # _find, inline: this runs once per finished session of every answer.
+        bucket = self._buckets[hash(key) & self._mask]
+        at = bucket.find(key)
+        while at > 0 and at % _WIDTH:
+            at = bucket.find(key, at + 1)
+        return at >= 0
 
     def add(self, key: bytes, created: float) -> bool:
         """Remember ``key``; False when it was already there (its time is kept)."""
@@ -68,10 +94,31 @@ class UidTable:
         return True
 
     def add_packed(self, records: bytes | bytearray | memoryview) -> None:
-        """Add every (key, creation time) record of ``records`` (as ``RECORD`` packs them)."""
-        add = self.add
-        for key, created in RECORD.iter_unpack(records):
-            add(key, created)
+        """``add`` every (key, creation time) record of ``records`` (as ``RECORD`` packs
+        them). A baseline is a whole answer's worth of them, so ``add`` is inline."""
+        view = memoryview(records)
+        buckets, oldest = self._buckets, self._oldest
+        mask, count, limit = self._mask, self._count, _MEAN_LIMIT << self._bits
+        for at, (key, created) in zip(
+            range(0, len(view), _WIDTH), RECORD.iter_unpack(view), strict=True
+        ):
+            index = hash(key) & mask
+            bucket = buckets[index]
+            if _find(bucket, key) >= 0:
+                continue
+            if not bucket:
+                bucket = buckets[index] = bytearray()
+            bucket += view[at : at + _WIDTH]
+            if created < oldest[index]:
+                oldest[index] = created
+            count += 1
+            if count > limit:  # the rest goes through add, which grows the table first
+                self._count = count
+                self._grow()
+                for key, created in RECORD.iter_unpack(view[at + _WIDTH :]):
+                    self.add(key, created)
+                return
+        self._count = count
 
     def prune(self, horizon: float, keep: Set[bytes]) -> None:
         """Forget every key created before ``horizon`` that is not in ``keep``."""

@@ -74,3 +74,21 @@ def test_add_packed_adds_each_record_once() -> None:
     assert len(table) == 10
     table.prune(10.0, keep=frozenset())  # each kept the time of its first record: 0-9
     assert len(table) == 0
+
+
+def test_update_copies_into_an_empty_table_and_merges_into_a_full_one() -> None:
+    source = UidTable()
+    for i in range(1000):
+        source.add(uid_key(str(i)), float(i))
+    empty = UidTable.like(source)
+    empty.update(source)
+    source.add(uid_key("later"), 0.0)  # a copy: the source changing leaves it alone
+    assert len(empty) == 1000 and uid_key("later") not in empty
+    assert all(uid_key(str(i)) in empty for i in range(1000))
+    full = UidTable()
+    full.add(uid_key("0"), 5000.0)  # already there: keeps its own time
+    full.add(uid_key("x"), 0.0)
+    full.update(empty)
+    assert len(full) == 1001
+    full.prune(1000.0, keep=frozenset())  # every time but key "0"'s is below 1000
+    assert len(full) == 1 and uid_key("0") in full
