@@ -19,7 +19,7 @@ from exporter.parse import ParseError, iter_entries
 from exporter.poller import ClientFactory, em_client
 from exporter.reasons import PollError
 from exporter.redact import redact, register_credentials
-from exporter.snapshot import PollResult, build
+from exporter.snapshot import FinishedLedger, PollResult, build
 
 # How long the logout may take once the answer is read: a check never hangs on a slow EM.
 LOGOUT_TIMEOUT = 3.0
@@ -61,7 +61,8 @@ def _read(stream: IO[bytes], server: ServerConfig) -> PollResult:
         iter_entries(stream, server.format),
         taken_at=time.time(),
         allows=server.session_types.allows,
-        already_counted=lambda uid: False,
+        # A fresh ledger, as a poller's first poll has: its baseline is kept packed.
+        ledger=FinishedLedger(),
         max_types=server.max_session_types,
     )
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import IO, Any, Final, Literal, cast
+from typing import IO, Any, Final, Literal, NamedTuple, TypeVar, cast
 
 from lxml import etree
 
@@ -42,6 +42,8 @@ _RESULT_WORDS = {word.lower(): word for word in RESULTS} | {
 }
 # Values of Result/Result that carry no outcome: the session may still be running.
 _SILENT_WORDS = frozenset({"", "none", RUNNING_STATE.lower()})
+# What State says when it leaves a session without an end time running.
+_NO_OUTCOME: Final = (None, UNKNOWN)
 
 _DATE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?"
@@ -53,7 +55,7 @@ _DATE = re.compile(
 _NO_TIME_YEAR = "0001"
 _NO_TIME_DAY = ("1753", "01", "01")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_SCALE = tuple(10**digits for digits in range(8))
+_SCALE: Final[tuple[int, ...]] = tuple(10**digits for digits in range(8))
 
 _WHITESPACE = re.compile(r"\s+")
 # Text is cut in slices so that a 100 MB value costs the slices the cut needs, not a copy.
@@ -64,9 +66,12 @@ class ParseError(Exception):
     """The answer as a whole is not a readable session collection."""
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    """One readable system session, in the exporter's terms."""
+class SessionRecord(NamedTuple):
+    """One readable system session, in the exporter's terms.
+
+    A named tuple: immutable, and made several times faster than a frozen dataclass, which
+    counts when an answer holds 100,000 of them.
+    """
 
     uid: str
     session_type: str
@@ -105,6 +110,18 @@ def _epoch_day(year: str, month: str, day: str) -> int:
     return date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
 
 
+# The forms an EM writes, read by position: a day, T or a space, hh:mm:ss, then nothing, Z,
+# or 1-7 fractional digits with or without Z. A dict look-up both checks a field and reads
+# it, as seconds.
+_SECONDS: Final = {f"{n:02d}": n for n in range(60)}
+_MINUTES: Final = {text: n * 60 for text, n in _SECONDS.items()}
+_HOURS: Final = {text: n * 3600 for text, n in _SECONDS.items() if n < 24}
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# "YYYY-MM-DD" -> Unix seconds at its midnight, for the ordinary days seen so far.
+_DAY_SECONDS: dict[str, int] = {}
+_DAY_CACHE: Final = 4096
+
+
 def parse_timestamp(text: str) -> float | None:
     """Read an EM timestamp as Unix seconds.
 
@@ -112,7 +129,52 @@ def parse_timestamp(text: str) -> float | None:
     value says "no time": empty, .NET's ``DateTime.MinValue`` (``0001-01-01...``) or SQL
     Server's smallest date (``1753-01-01...``). Anything else that is not a date raises
     ``ValueError``.
+
+    The common forms are read here by position; every other text (an offset, blanks around
+    it, "no time", an error) goes to ``general_timestamp``. Where both read a value it is
+    the same float: the same sum in the same order.
     """
+    if len(text) >= 19 and text[13] == ":" and text[16] == ":" and text[10] in "T ":
+        try:
+            day: int | None = _DAY_SECONDS[text[:10]]
+        except KeyError:
+            day = _ordinary_day(text[:10])
+        if day is not None:
+            try:
+                seconds = float(
+                    day + _HOURS[text[11:13]] + _MINUTES[text[14:16]] + _SECONDS[text[17:19]]
+                )
+            except KeyError:  # not two digits, or out of range
+                return general_timestamp(text)
+            if len(text) == 19 or (len(text) == 20 and text[19] == "Z"):
+                return seconds
+            if text[19] == ".":
+                digits = text[20:-1] if text[-1] == "Z" else text[20:]
+                if 0 < len(digits) <= 7 and digits.isascii() and digits.isdigit():
+                    return seconds + int(digits) / _SCALE[len(digits)]
+    return general_timestamp(text)
+
+
+def _ordinary_day(key: str) -> int | None:
+    """Unix seconds at the midnight of day ``key``, or None when it is no day or a "no
+    time" day (those are left to the general reader)."""
+    if _DAY.fullmatch(key) is None:
+        return None
+    year, month, day = key[:4], key[5:7], key[8:]
+    if year == _NO_TIME_YEAR or (year, month, day) == _NO_TIME_DAY:
+        return None
+    try:
+        seconds = _epoch_day(year, month, day) * 86400
+    except ValueError:  # no such day
+        return None
+    if len(_DAY_SECONDS) < _DAY_CACHE:
+        _DAY_SECONDS[key] = seconds
+    return seconds
+
+
+def general_timestamp(text: str) -> float | None:
+    """``parse_timestamp`` by the full grammar: every form, blanks around it, the "no time"
+    values, and the errors."""
     text = text.strip()
     if not text:
         return None
@@ -196,55 +258,136 @@ def make_record(
     message) has each lone surrogate replaced by U+FFFD; the message is cut by
     ``cut_message``.
     """
+    return _record(uid, session_type, state, created, ended, result, message, canceled)
+
+
+class _Word(NamedTuple):
+    """What a SessionType, State or Result/Result text says, worked out once per text."""
+
+    label: str | None  # stripped, valid and interned; None when longer than NAME_LIMIT
+    result: str | None  # the result it says (see _result_of)
+    running: bool  # it is the running State
+
+
+# SessionType, State, Result/Result and IsCanceled texts and messages repeat across the
+# sessions of an answer, so what each says is remembered by its raw text. Bounded in count
+# and in the length of a text remembered: distinct or long values cost the work, not memory.
+_CACHE_SIZE: Final = 1024
+_CACHED_LENGTH: Final = 256
+_WORDS: dict[str | None, _Word] = {}
+_FLAGS: dict[str | bool | None, bool] = {None: False, True: True, False: False}
+_MESSAGES: dict[str, str] = {}
+
+
+def _word(raw: str | None) -> _Word:
+    text = (raw or "").strip()
+    word = _Word(
+        None if len(text) > NAME_LIMIT else sys.intern(valid_text(text)),
+        _result_of(text),
+        text == RUNNING_STATE,
+    )
+    if len(_WORDS) < _CACHE_SIZE and (raw is None or len(raw) <= _CACHED_LENGTH):
+        _WORDS[raw] = word
+    return word
+
+
+def _flag(raw: str | bool | None) -> bool:
+    flag = isinstance(raw, str) and raw.strip().lower() in ("true", "1")
+    if len(_FLAGS) < _CACHE_SIZE and isinstance(raw, str) and len(raw) <= _CACHED_LENGTH:
+        _FLAGS[raw] = flag
+    return flag
+
+
+def _message(raw: str) -> str:
+    message = cut_message(raw)
+    if len(_MESSAGES) < _CACHE_SIZE and len(raw) <= 2 * MESSAGE_READ_LIMIT:
+        _MESSAGES[raw] = message
+    return message
+
+
+# SessionRecord._make without its length check: the tuple is always whole.
+_new_record: Final = tuple.__new__
+_NO_UID: Final = UnreadableEntry("no UID")
+_LONG_UID: Final = UnreadableEntry(f"UID longer than {UID_LIMIT} characters")
+_LONG_TYPE: Final = UnreadableEntry(f"SessionType longer than {NAME_LIMIT} characters")
+_LONG_STATE: Final = UnreadableEntry(f"State longer than {NAME_LIMIT} characters")
+_BAD_CREATED: Final = UnreadableEntry("unreadable CreationTimeUTC")
+_NO_CREATED: Final = UnreadableEntry("no CreationTimeUTC")
+_BAD_ENDED: Final = UnreadableEntry("unreadable EndTimeUTC")
+
+
+def _record(
+    uid: str | None,
+    session_type: str | None,
+    state: str | None,
+    created: str | None,
+    ended: str | None,
+    result: str | None,
+    message: str | None,
+    canceled: str | bool | None,
+) -> Entry:
+    """``make_record`` with positional arguments, for the readers' loops."""
     uid = (uid or "").strip()
     if not uid:
-        return UnreadableEntry("no UID")
+        return _NO_UID
     if len(uid) > UID_LIMIT:
-        return UnreadableEntry(f"UID longer than {UID_LIMIT} characters")
-    session_type = (session_type or "").strip()
-    if len(session_type) > NAME_LIMIT:
-        return UnreadableEntry(f"SessionType longer than {NAME_LIMIT} characters")
-    state = (state or "").strip()
-    if len(state) > NAME_LIMIT:
-        return UnreadableEntry(f"State longer than {NAME_LIMIT} characters")
+        return _LONG_UID
+    try:
+        kind = _WORDS[session_type]
+    except KeyError:
+        kind = _word(session_type)
+    if kind.label is None:
+        return _LONG_TYPE
+    try:
+        status = _WORDS[state]
+    except KeyError:
+        status = _word(state)
+    if status.label is None:
+        return _LONG_STATE
     try:
         created_at = parse_timestamp(created or "")
     except ValueError:
-        return UnreadableEntry("unreadable CreationTimeUTC")
+        return _BAD_CREATED
     if created_at is None:
-        return UnreadableEntry("no CreationTimeUTC")
+        return _NO_CREATED
     try:
         ended_at = parse_timestamp(ended or "")
     except ValueError:
-        return UnreadableEntry("unreadable EndTimeUTC")
+        return _BAD_ENDED
 
-    told = _result_of(result or "")
-    by_state = _result_of(state)
-    outcome = told if told is not None else by_state
+    try:
+        told = _WORDS[result].result
+    except KeyError:
+        told = _word(result).result
+    by_state = status.result
     # No end time and no outcome in Result/Result: still running, unless State itself is
     # one of the final states (then it finished without an end time).
-    running = state == RUNNING_STATE or (
-        ended_at is None and told is None and by_state in (None, UNKNOWN)
-    )
+    running = status.running or (ended_at is None and told is None and by_state in _NO_OUTCOME)
     if running:
         ended_at = None
-
-    if isinstance(canceled, bool):
-        is_canceled = canceled
-    else:
-        is_canceled = (canceled or "").strip().lower() in ("true", "1")
-
-    return SessionRecord(
-        uid=valid_text(uid),
-        # Interned: a few distinct values repeated across tens of thousands of sessions.
-        session_type=sys.intern(valid_text(session_type)),
-        state=sys.intern(valid_text(state)),
-        created=created_at,
-        ended=ended_at,
-        running=running,
-        result="" if running else (outcome or UNKNOWN),
-        canceled=is_canceled,
-        message=cut_message(message) if message else "",
+    try:
+        flag = _FLAGS[canceled]
+    except KeyError:
+        flag = _flag(canceled)
+    text = ""
+    if message:
+        try:
+            text = _MESSAGES[message]
+        except KeyError:
+            text = _message(message)
+    return _new_record(
+        SessionRecord,
+        (
+            uid if uid.isascii() else valid_text(uid),
+            kind.label,
+            status.label,
+            created_at,
+            ended_at,
+            running,
+            "" if running else (told or by_state or UNKNOWN),
+            flag,
+            text,
+        ),
     )
 
 
@@ -254,24 +397,32 @@ def make_record(
 _ROOT = "systemsessions"
 _ITEM = "sessions"
 _REFERENCES_ROOT = "entityreferences"
-_RESULT = "result"
-# Children of a collection item that are read, and Result's parts, to the key of their text.
-_FIELD_KEYS = {
-    "uid": "uid",
-    "sessiontype": "sessiontype",
-    "state": "state",
-    "creationtimeutc": "creationtimeutc",
-    "endtimeutc": "endtimeutc",
-    _RESULT: "result.text",  # Result/Result when Result has no parts
+# Where an item's field texts are kept while it is read: one list per item, by position.
+(
+    _UID_ATTRIBUTE,
+    _UID,
+    _SESSION_TYPE,
+    _STATE,
+    _CREATED,
+    _ENDED,
+    _RESULT_TEXT,  # Result's own text: Result/Result when Result has no parts
+    _RESULT_RESULT,
+    _MESSAGE,
+    _CANCELED,
+    _HAS_PARTS,
+    _SLOTS,
+) = range(12)
+_NO_SLOT: Final = -1  # an element whose text is not read
+# Children of a collection item that are read, and Result's parts, to their slot.
+_FIELD_SLOTS: Final = {
+    "uid": _UID,
+    "sessiontype": _SESSION_TYPE,
+    "state": _STATE,
+    "creationtimeutc": _CREATED,
+    "endtimeutc": _ENDED,
+    "result": _RESULT_TEXT,
 }
-_PART_KEYS = {
-    "result": "result.result",
-    "message": "result.message",
-    "iscanceled": "result.iscanceled",
-}
-_HAS_PARTS = "result.parts"
-_MESSAGE_KEY = "result.message"
-_UID_ATTRIBUTE = "uid@"
+_PART_SLOTS: Final = {"result": _RESULT_RESULT, "message": _MESSAGE, "iscanceled": _CANCELED}
 # The depths (root = 1) of a collection item, of its fields and of Result's parts.
 _ITEM_DEPTH, _FIELD_DEPTH, _PART_DEPTH = 2, 3, 4
 
@@ -305,109 +456,158 @@ def _field_prefix(text: str) -> tuple[str, bool]:
 
 
 class _SessionReader:
-    """The parser's target: turns element and text events into entries.
+    """The parser's target: turns element and text events into entries, handed to ``emit``
+    as each item ends.
 
     Holds the fields of the entry being read and nothing else: every other element, a
     Sessions element nested deeper, a long references list, unknown children, attributes,
     is dropped as its event passes. Only the text before an element's first child counts.
+
+    The handlers run once per element and text of the answer, so their state lives in the
+    cells of one closure (a cell is read and written faster than an attribute) and each
+    event does as little as it can.
     """
 
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
-        self.events = 0  # element starts and text chunks seen, to tell a stalled parse
-        self.root_seen = False
-        self._depth = 0
-        self._names: dict[str, str] = {}
-        self._fields: dict[str, str] | None = None  # the collection item being read
-        self._in_result = False  # inside the item's Result element
-        self._key = ""  # the field whose text is being captured ...
-        self._text: str | None = None  # ... and its text so far (None: no capture)
+    __slots__ = ("data", "end", "progress", "root_seen", "start")
 
-    def _name(self, tag: str) -> str:
-        name = tag[tag.rfind("}") + 1 :].lower()
-        if len(self._names) < _NAME_CACHE:
-            self._names[tag] = name
-        return name
+    def __init__(self, emit: Callable[[Entry], object]) -> None:
+        depth = 0
+        # Set by an element start, by text outside a captured field and by a compaction of a
+        # captured one (its text reaches one within about 10 KiB of input): input that sets
+        # none of them is one token libxml2 holds whole (see STALL_LIMIT).
+        moved = False
+        root_seen = False
+        item: list[str | None] | None = None  # the collection item being read
+        in_result = False  # inside the item's Result element
+        slot = _NO_SLOT  # the slot whose text is being captured ...
+        text = ""  # ... and its text so far
+        # Element name (as lxml gives it, with its namespace) -> what it is, per answer.
+        field_slots: dict[str, int] = {}
+        part_slots: dict[str, int] = {}
+        items: dict[str, bool] = {}
 
-    def doctype(self, *_: object) -> None:
-        # The EM never sends one; refusing it is what keeps entities from ever expanding.
-        raise ParseError("the answer declares a DTD (<!DOCTYPE>), which is refused")
-
-    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
-        self.events += 1
-        depth = self._depth = self._depth + 1
-        fields = self._fields
-        if fields is None:
-            if depth == _ITEM_DEPTH:
-                if (self._names.get(tag) or self._name(tag)) == _ITEM:
+        def start(tag: str, attrib: Mapping[str, str]) -> None:
+            nonlocal depth, moved, root_seen, item, in_result, slot, text
+            moved = True
+            depth += 1
+            if depth == _FIELD_DEPTH:
+                # Nothing is being captured: captures are at this depth and the next, and
+                # end with their element or its first child.
+                if item is not None:
+                    try:
+                        found = field_slots[tag]
+                    except KeyError:
+                        found = _learn(field_slots, tag, _FIELD_SLOTS, _NO_SLOT)
+                    if found != _NO_SLOT:
+                        slot = found
+                        text = ""
+                    in_result = found == _RESULT_TEXT
+                return
+            if slot != _NO_SLOT:  # a child ends the text that counts
+                item[slot] = text  # type: ignore[index]
+                slot = _NO_SLOT
+            if depth == _PART_DEPTH:
+                if in_result:
+                    item[_HAS_PARTS] = ""  # type: ignore[index]
+                    try:
+                        found = part_slots[tag]
+                    except KeyError:
+                        found = _learn(part_slots, tag, _PART_SLOTS, _NO_SLOT)
+                    if found != _NO_SLOT:
+                        slot = found
+                        text = ""
+            elif depth == _ITEM_DEPTH:
+                is_item = items.get(tag)
+                if is_item is None:
+                    is_item = _learn(items, tag, {_ITEM: True}, False)
+                if is_item:
+                    item = [None] * _SLOTS
                     uid = attrib.get("UID")
                     if uid is None:
                         uid = next((v for k, v in attrib.items() if k.lower() == "uid"), None)
-                    self._fields = {} if uid is None else {_UID_ATTRIBUTE: uid}
+                    item[_UID_ATTRIBUTE] = uid
+                    in_result = False
             elif depth == 1:
-                self.root_seen = True
-                _check_root(tag, self._names.get(tag) or self._name(tag))
-            return
-        if self._text is not None:  # a child ends the text that counts
-            fields[self._key] = self._text
-            self._text = None
-        key: str | None
-        if depth == _FIELD_DEPTH:
-            name = self._names.get(tag) or self._name(tag)
-            self._in_result = name == _RESULT
-            key = _FIELD_KEYS.get(name)
-        elif depth == _PART_DEPTH and self._in_result:
-            fields[_HAS_PARTS] = ""
-            key = _PART_KEYS.get(self._names.get(tag) or self._name(tag))
-        else:
-            return
-        if key is not None:
-            self._key = key
-            self._text = ""
+                root_seen = True
+                _check_root(tag)
 
-    def end(self, tag: str) -> None:
-        depth = self._depth
-        self._depth = depth - 1
-        if self._text is not None:  # still capturing: this is the field's own end
-            self._fields[self._key] = self._text  # type: ignore[index]
-            self._text = None
-        elif depth == _ITEM_DEPTH and self._fields is not None:
-            self.entries.append(_xml_entry(self._fields))
-            self._fields = None
+        def end(tag: str) -> None:
+            nonlocal depth, item, slot
+            if slot != _NO_SLOT:  # still capturing: this is the field's own end
+                item[slot] = text  # type: ignore[index]
+                slot = _NO_SLOT
+            elif depth == _ITEM_DEPTH and item is not None:
+                emit(
+                    _record(
+                        item[_UID_ATTRIBUTE] or item[_UID],
+                        item[_SESSION_TYPE],
+                        item[_STATE],
+                        item[_CREATED],
+                        item[_ENDED],
+                        item[_RESULT_TEXT if item[_HAS_PARTS] is None else _RESULT_RESULT],
+                        item[_MESSAGE],
+                        item[_CANCELED],
+                    )
+                )
+                item = None
+            depth -= 1
 
-    def data(self, text: str) -> None:
-        self.events += 1
-        if self._text is not None:
-            text = self._text = self._text + text
+        def data(chunk: str) -> None:
+            nonlocal moved, slot, text
+            if slot == _NO_SLOT:
+                moved = True
+                return
+            text += chunk
             if len(text) > _COMPACT_AT:
-                self._compact(text)
+                moved = True
+                kept, full = (_message_prefix if slot == _MESSAGE else _field_prefix)(text)
+                if full:  # nothing that follows can change the field
+                    item[slot] = kept  # type: ignore[index]
+                    slot = _NO_SLOT
+                else:
+                    text = kept
 
-    def _compact(self, text: str) -> None:
-        kept, full = (_message_prefix if self._key == _MESSAGE_KEY else _field_prefix)(text)
-        if full:  # nothing that follows can change the field
-            self._fields[self._key] = kept  # type: ignore[index]
-            self._text = None
-        else:
-            self._text = kept
+        self.start = start
+        self.end = end
+        self.data = data
 
-    def close(self) -> None:
+        def progress() -> bool:
+            """Whether the reader moved since the last call."""
+            nonlocal moved
+            was, moved = moved, False
+            return was
+
+        self.progress = progress
+        self.root_seen: Callable[[], bool] = lambda: root_seen
+
+    @staticmethod
+    def doctype(*_: object) -> None:
+        # The EM never sends one; refusing it is what keeps entities from ever expanding.
+        raise ParseError("the answer declares a DTD (<!DOCTYPE>), which is refused")
+
+    @staticmethod
+    def close() -> None:
         return None
 
 
-def _xml_entry(fields: Mapping[str, str]) -> Entry:
-    return make_record(
-        uid=fields.get(_UID_ATTRIBUTE) or fields.get("uid"),
-        session_type=fields.get("sessiontype"),
-        state=fields.get("state"),
-        created=fields.get("creationtimeutc"),
-        ended=fields.get("endtimeutc"),
-        result=fields.get("result.result" if _HAS_PARTS in fields else "result.text"),
-        message=fields.get("result.message"),
-        canceled=fields.get("result.iscanceled"),
-    )
+_T = TypeVar("_T")
 
 
-def _check_root(tag: str, name: str) -> None:
+def _learn(known: dict[str, _T], tag: str, by_name: Mapping[str, _T], default: _T) -> _T:
+    """What an element name stands for, remembered for the rest of the answer (a bounded
+    number of names: an answer of endless distinct names is looked up each time)."""
+    value = by_name.get(_local(tag), default)
+    if len(known) < _NAME_CACHE:
+        known[tag] = value
+    return value
+
+
+def _local(tag: str) -> str:
+    return tag[tag.rfind("}") + 1 :].lower()
+
+
+def _check_root(tag: str) -> None:
+    name = _local(tag)
     if name == _ROOT:
         return
     if name == _REFERENCES_ROOT:
@@ -440,7 +640,8 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
     U+FFFD. Entities are never expanded (an answer with a DTD is refused), DTDs and the
     network are never loaded: an answer can never make the exporter read a file or a URL.
     """
-    reader = _SessionReader()
+    entries: list[Entry] = []
+    reader = _SessionReader(entries.append)
     parser = etree.XMLParser(
         # lxml's stubs want str-or-bytes handlers and a comment() one; lxml hands this
         # target str, and comments are removed before they reach it.
@@ -463,15 +664,15 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
     if _is_utf8(first):
         chunks = repaired_utf8(chunks)
     stalled = 0
-    events = reader.events
+    progress = reader.progress
     try:
         for chunk in chunks:
             parser.feed(chunk)
-            if reader.entries:
-                yield from reader.entries
-                reader.entries.clear()
-            if reader.events != events:
-                events, stalled = reader.events, 0
+            if entries:
+                yield from entries
+                entries.clear()
+            if progress():
+                stalled = 0
             else:
                 stalled += len(chunk)
                 if stalled > STALL_LIMIT:
@@ -482,8 +683,8 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
         parser.close()
     except etree.XMLSyntaxError as exc:
         raise ParseError(f"malformed XML: {exc}") from None
-    yield from reader.entries
-    if not reader.root_seen:
+    yield from entries
+    if not reader.root_seen():
         raise ParseError("empty answer")
 
 

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from exporter.parse import Entry, SessionRecord, UnreadableEntry
+from exporter.uidtable import UidTable, uid_key
 from exporter.vocabulary import FAILED, KNOWN_STATES, RESULTS, SUCCESS
 
 DURATION_BUCKETS = (
@@ -47,10 +48,18 @@ def clean_message(message: str) -> str:
     return _WHITESPACE.sub(" ", message).strip()[:MESSAGE_LIMIT]
 
 
-def _newness(record: SessionRecord) -> tuple[float, float, str]:
-    # Newest is the latest creation time; ties go to the latest end time (a missing end is
-    # older than any), then to the greater UID. The order of the answer never matters.
-    return (record.created, record.ended if record.ended is not None else float("-inf"), record.uid)
+# Newest is the latest creation time; ties go to the latest end time (a missing end is older
+# than any), then to the greater UID. The order of the answer never matters.
+_NO_END = float("-inf")
+
+
+def _wins_tie(record: SessionRecord, than: SessionRecord | None) -> bool:
+    """Whether ``record`` is the newer of two sessions created at the same time."""
+    if than is None:
+        return True
+    ended = _NO_END if record.ended is None else record.ended
+    other = _NO_END if than.ended is None else than.ended
+    return ended > other or (ended == other and record.uid > than.uid)
 
 
 @dataclass(frozen=True)
@@ -87,37 +96,26 @@ class FinishedSession(NamedTuple):
 
 @dataclass(slots=True)
 class _TypeAccumulator:
+    # Whether the ledger counts this type's finished sessions that are new to it, or only
+    # remembers them (its baseline for the type).
+    counts: bool = True
     last_start: float = float("-inf")
     newest_finished: SessionRecord | None = None
     newest_success: SessionRecord | None = None
     newest_failure: SessionRecord | None = None
+    # The creation times of the three newest, so that most sessions are judged by one
+    # comparison.
+    finished_at: float = float("-inf")
+    success_at: float = float("-inf")
+    failure_at: float = float("-inf")
     oldest_running_start: float | None = None
     canceled: int = 0
     states: dict[str, int] = field(default_factory=dict)
-    fresh: dict[str, FinishedSession] = field(default_factory=dict)  # finished, not yet counted
+    fresh: dict[str, FinishedSession] = field(default_factory=dict)  # to count
 
     @property
     def entries(self) -> int:
         return sum(self.states.values())
-
-    def add(self, record: SessionRecord) -> None:
-        self.states[record.state] = self.states.get(record.state, 0) + 1
-        if record.canceled:
-            self.canceled += 1
-        self.last_start = max(self.last_start, record.created)
-        if record.running:
-            if self.oldest_running_start is None or record.created < self.oldest_running_start:
-                self.oldest_running_start = record.created
-            return
-        if self.newest_finished is None or _newness(record) > _newness(self.newest_finished):
-            self.newest_finished = record
-        if record.result == SUCCESS:
-            if self.newest_success is None or _newness(record) > _newness(self.newest_success):
-                self.newest_success = record
-        elif record.result == FAILED and (
-            self.newest_failure is None or _newness(record) > _newness(self.newest_failure)
-        ):
-            self.newest_failure = record
 
 
 @dataclass(frozen=True)
@@ -125,18 +123,28 @@ class PollResult:
     """Everything one pass over an answer produced, before it is committed."""
 
     snapshot: ServerSnapshot
+    # The finished sessions new to the ledger that it counts (without a ledger: all of them).
     newly_finished: tuple[FinishedSession, ...]
     skipped: int  # unreadable entries plus the entries of dropped types
     # The session_types filter the answer was read with: the ledger remembers it to tell a
     # type the next filter starts to allow from a type the EM starts to report.
     allows: Callable[[str], bool]
-    # UIDs in the answer created before the retention horizon: pruning must keep them.
-    retained: frozenset[str] = frozenset()
+    # The keys (uidtable.uid_key) of the UIDs in the answer created before the retention
+    # horizon: pruning must keep them.
+    retained: frozenset[bytes] = frozenset()
     dropped_types: frozenset[str] = frozenset()  # beyond max_types
     dropped_entries: int = 0
     newest_created: float | None = None  # the EM's clock, as far as its answer shows it
     # Why entries were unreadable ("no UID", ...: a short fixed vocabulary), with counts.
     unreadable: Mapping[str, int] = field(default_factory=dict)
+    # The finished sessions new to the ledger that it only remembers (its baseline), 24
+    # bytes each; the ledger copies them at commit.
+    remembered: UidTable | None = None
+
+    @property
+    def fresh(self) -> int:
+        """Finished sessions new to the ledger: counted or only remembered."""
+        return len(self.newly_finished) + (len(self.remembered) if self.remembered else 0)
 
 
 def build(
@@ -144,20 +152,33 @@ def build(
     *,
     taken_at: float,
     allows: Callable[[str], bool],
-    already_counted: Callable[[str], bool],
+    already_counted: Callable[[str], bool] | None = None,
     counted_types: Set[str] = frozenset(),
     max_types: int | None = None,
+    ledger: FinishedLedger | None = None,
 ) -> PollResult:
     """One pass over an answer: the snapshot plus the finished sessions not yet counted.
 
-    ``already_counted`` is the ledger's membership test; only finished sessions it does not
-    know are kept, so the pass holds a handful of records however long the answer is.
+    Give it the ``ledger`` the result will be committed to (as the poller does); then the
+    finished sessions the ledger will only remember (its baseline: the first answer, or a
+    type it starts to admit) are kept packed, 24 bytes each, instead of as tuples. The
+    result must then be committed to that ledger before it changes. Without a ledger,
+    ``already_counted`` is the membership test and ``counted_types`` the types that hold
+    counters. Only finished sessions the ledger does not know are kept, so a steady pass
+    holds a handful of records however long the answer is.
 
     ``max_types`` caps the types kept, ``counted_types`` (the types that already hold
     counters) included: those are always kept, so a counter never disappears, and the room
     left goes to the other types of the answer in sorted order. The entries of every other
     type are dropped and counted in ``skipped``.
     """
+    known: Callable[[str], bool] | None = already_counted
+    keys: UidTable | None = None
+    counts: Callable[[str], bool] = _always
+    if ledger is not None:
+        keys, counts, counted_types = ledger._uids, ledger.counts, ledger.session_types
+    elif known is None:
+        raise TypeError("build() needs a ledger or already_counted")
     per_type: dict[str, _TypeAccumulator] = {}
     room = None if max_types is None else max(0, max_types - len(counted_types))
     # The types without counters admitted so far, sorted. When the room is full, a type that
@@ -167,22 +188,30 @@ def build(
     dropped: set[str] = set()
     dropped_entries = 0
     unreadable: dict[str, int] = {}
-    retained: set[str] = set()
+    retained: set[bytes] = set()
     # The prune's horizon is at most taken_at minus the retention, so only entries older
     # than that can be reached by it; they are kept whatever the filter or the cap says.
     old_before = taken_at - UID_RETENTION_SECONDS
-    newest_created: float | None = None
+    readable = 0
+    newest_created = float("-inf")
+    # The finished sessions of the types the ledger does not count yet: one table for all
+    # types, so that a UID in two of them is remembered once. A type evicted by the cap
+    # leaves its UIDs there; the ledger would not count them on its return either (it
+    # comes back withheld, as its own baseline).
+    remembered: UidTable | None = None
     for entry in entries:
         if isinstance(entry, UnreadableEntry):
             unreadable[entry.why] = unreadable.get(entry.why, 0) + 1
             continue
-        if newest_created is None or entry.created > newest_created:
-            newest_created = entry.created
-        if entry.created < old_before:
-            retained.add(entry.uid)
-        session_type = entry.session_type
-        acc = per_type.get(session_type)
-        if acc is None:
+        uid, session_type, state, created, ended, running, result, canceled, _ = entry
+        readable += 1
+        if created > newest_created:
+            newest_created = created
+        if created < old_before:
+            retained.add(uid_key(uid))
+        try:
+            acc = per_type[session_type]
+        except KeyError:
             if not allows(session_type):
                 continue
             if session_type in dropped:
@@ -198,12 +227,55 @@ def build(
                     dropped.add(evicted)
                     dropped_entries += per_type.pop(evicted).entries
                 insort(newcomers, session_type)
-            acc = per_type[session_type] = _TypeAccumulator()
-        acc.add(entry)
-        if not entry.running and not already_counted(entry.uid):
-            acc.fresh[entry.uid] = FinishedSession(
-                entry.uid, entry.session_type, entry.result, entry.duration, entry.created
+            acc = per_type[session_type] = _TypeAccumulator(counts(session_type))
+        states = acc.states
+        try:
+            states[state] += 1
+        except KeyError:
+            states[state] = 1
+        if canceled:
+            acc.canceled += 1
+        if created > acc.last_start:
+            acc.last_start = created
+        if running:
+            if acc.oldest_running_start is None or created < acc.oldest_running_start:
+                acc.oldest_running_start = created
+            continue
+        if created > acc.finished_at or (
+            created == acc.finished_at and _wins_tie(entry, acc.newest_finished)
+        ):
+            acc.newest_finished, acc.finished_at = entry, created
+        if result == SUCCESS:
+            if created > acc.success_at or (
+                created == acc.success_at and _wins_tie(entry, acc.newest_success)
+            ):
+                acc.newest_success, acc.success_at = entry, created
+        elif result == FAILED and (
+            created > acc.failure_at
+            or (created == acc.failure_at and _wins_tie(entry, acc.newest_failure))
+        ):
+            acc.newest_failure, acc.failure_at = entry, created
+        if keys is None:
+            if known(uid):  # type: ignore[misc]
+                continue
+        else:
+            key = uid_key(uid)
+            if key in keys:
+                continue
+            if not acc.counts:
+                if remembered is None:
+                    remembered = UidTable.like(keys)
+                remembered.add(key, created)
+                continue
+        acc.fresh[uid] = FinishedSession._make(
+            (
+                uid,
+                session_type,
+                result,
+                None if ended is None else max(0.0, ended - created),
+                created,
             )
+        )
 
     sessions: dict[tuple[str, str], int] = {}
     for session_type, acc in per_type.items():
@@ -237,9 +309,14 @@ def build(
         retained=frozenset(retained),
         dropped_types=frozenset(dropped),
         dropped_entries=dropped_entries,
-        newest_created=newest_created,
+        newest_created=newest_created if readable else None,
         unreadable=MappingProxyType(unreadable),
+        remembered=remembered,
     )
+
+
+def _always(_: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -273,7 +350,7 @@ class FinishedLedger:
     """
 
     def __init__(self) -> None:
-        self._counted: dict[str, float] = {}  # UID -> creation time, for pruning
+        self._uids = UidTable()  # the UIDs counted or remembered, with their creation time
         self._finished: dict[tuple[str, str], int] = {}
         self._buckets: dict[str, list[int]] = {}
         self._sums: dict[str, float] = {}
@@ -285,10 +362,15 @@ class FinishedLedger:
         self._view = EMPTY_LEDGER_VIEW
 
     def __contains__(self, uid: object) -> bool:
-        return uid in self._counted
+        return isinstance(uid, str) and uid_key(uid) in self._uids
 
     def __len__(self) -> int:
-        return len(self._counted)
+        return len(self._uids)
+
+    def counts(self, session_type: str) -> bool:
+        """Whether a finished session of this type that is new to the ledger would be
+        counted by the next commit, or only remembered (the ledger's baseline for it)."""
+        return self._baseline_taken and not self._withheld(session_type)
 
     @property
     def session_types(self) -> Set[str]:
@@ -302,10 +384,10 @@ class FinishedLedger:
         baseline = {t for t in result.snapshot.types if self._withheld(t)}
         for session_type in result.snapshot.types:
             self._add_type(session_type)
+        uids = self._uids
         for record in result.newly_finished:
-            if record.uid in self._counted:
+            if not uids.add(uid_key(record.uid), record.created):
                 continue
-            self._counted[record.uid] = record.created
             if not self._baseline_taken or record.session_type in baseline:
                 continue
             key = (record.session_type, record.result)
@@ -314,6 +396,8 @@ class FinishedLedger:
             if duration is not None:
                 self._buckets[record.session_type][bisect_left(DURATION_BUCKETS, duration)] += 1
                 self._sums[record.session_type] += duration
+        if result.remembered is not None:
+            uids.update(result.remembered)
         self._baseline_taken = True
         self._allowed = result.allows
         self._dropped = result.dropped_types
@@ -321,7 +405,8 @@ class FinishedLedger:
         # behind ours, pruning by ours alone could forget sessions still in the window and
         # count them again; the newest creation time in the answer bounds the EM's "now".
         horizon = min(now, result.snapshot.taken_at, result.newest_created)
-        self._prune(horizon - UID_RETENTION_SECONDS, keep=result.retained)
+        # A UID still in the answer is kept however old: forgotten, it would count again.
+        uids.prune(horizon - UID_RETENTION_SECONDS, keep=result.retained)
         self._view = self._freeze()
         return self._view
 
@@ -341,14 +426,6 @@ class FinishedLedger:
             self._finished.setdefault((session_type, result), 0)
         self._buckets[session_type] = [0] * (len(DURATION_BUCKETS) + 1)
         self._sums[session_type] = 0.0
-
-    def _prune(self, horizon: float, keep: Set[str]) -> None:
-        # A UID still in the answer is kept however old: forgotten, it would count again.
-        stale = [
-            uid for uid, created in self._counted.items() if created < horizon and uid not in keep
-        ]
-        for uid in stale:
-            del self._counted[uid]
 
     def _freeze(self) -> LedgerView:
         return LedgerView(

@@ -100,8 +100,7 @@ class SystemSessionsFeed:
             iter_entries(stream, self.server.format),
             taken_at=now,
             allows=self.server.session_types.allows,
-            already_counted=self.ledger.__contains__,
-            counted_types=self.ledger.session_types,
+            ledger=self.ledger,
             max_types=self.server.max_session_types,
         )
 
@@ -135,7 +134,7 @@ class SystemSessionsFeed:
         self._log.debug(
             "poll succeeded",
             sessions=sum(result.snapshot.sessions.values()),
-            new_finished=len(result.newly_finished),
+            new_finished=result.fresh,
             skipped=result.skipped,
             duration=f"{duration:.3f}s",
         )
