@@ -20,7 +20,7 @@ from exporter.feeds import FEEDS
 from exporter.health import ExporterMetrics
 from exporter.jobsessions.feed import JobSessionsFeed
 from exporter.poller import Poller, SessionSource
-from exporter.reasons import REASONS, PollError
+from exporter.reasons import REASONS, LogonRefused, PollError
 
 DAY = 86400.0
 T0 = 1781589600.0  # 2026-06-16T06:00:00Z
@@ -390,7 +390,7 @@ def test_a_client_made_only_for_system_sessions_runs_the_system_feed_alone() -> 
 def test_while_logons_are_suspended_the_job_feed_sends_nothing() -> None:
     em = JobEM()
     rig = Rig(em)
-    refused = PollError("auth", "logon refused: HTTP 401")
+    refused = LogonRefused("logon refused: HTTP 401")
     rig.system_answers = [refused, refused, refused]
     for _ in range(3):
         assert not rig.poller.poll_once()
@@ -403,7 +403,7 @@ def test_while_logons_are_suspended_the_job_feed_sends_nothing() -> None:
 def test_a_refused_logon_seen_by_the_job_feed_counts_towards_the_suspension() -> None:
     em = JobEM(faults={"/api/query": [401] * 10})
     rig = Rig(em)
-    rig.system_answers = [PollError("auth", "logon refused: HTTP 401")] * 2
+    rig.system_answers = [LogonRefused("logon refused: HTTP 401")] * 2
     assert not rig.poller.poll_once()
     assert not rig.poller.poll_once()
     assert rig.poller.poll_feed("job_sessions") == 1  # the third refusal in a row
@@ -493,7 +493,7 @@ def test_a_reload_hands_the_job_ledger_over() -> None:
 def test_the_job_feeds_thread_waits_for_an_accepted_logon() -> None:
     em = JobEM(jobs=[Job(guid(1), "Job A", T0 - 60, ended=T0)])
     rig = Rig(em)
-    refused = PollError("auth", "logon refused: HTTP 401")
+    refused = LogonRefused("logon refused: HTTP 401")
     rig.system_answers = [refused, refused, refused]
     # Two refusals by hand; the thread's first poll is the third.
     assert not rig.poller.poll_once()
