@@ -44,7 +44,7 @@ from exporter import __version__, emhttp
 from exporter.config import ServerConfig
 from exporter.emformat import HARDENED_XML, fold_keys, strip_bom
 from exporter.logs import get_logger
-from exporter.reasons import PollError, StatusError
+from exporter.reasons import Forbidden, LogonRefused, PollError, StatusError
 from exporter.redact import register_credentials, register_token
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.sizes import format_size
@@ -214,7 +214,9 @@ class EMClient:
         """
         return self._get(SESSIONS_PATH, _FETCH_OP, consume)
 
-    def get(self, path: str, consume: Callable[[BinaryIO], T]) -> T:
+    def get(
+        self, path: str, consume: Callable[[BinaryIO], T], *, forbidden_relogon: bool = True
+    ) -> T:
         """GET ``path`` (``/api/...`` with its query, already encoded) and return ``consume(body)``.
 
         The same exchange as :meth:`fetch_sessions`: the shared logon session (one fresh logon
@@ -222,10 +224,17 @@ class EMClient:
         redacted messages. An error status other than 401/403 raises :class:`StatusError`
         (reason ``http``) carrying the status, so that a lookup can tell a 404 from a failure.
         Messages name the path without its query.
+
+        With ``forbidden_relogon=False`` a 403 is taken for what Veeam documents it to be, an
+        account whose role may not read this resource: it raises :class:`Forbidden` (reason
+        ``auth``) at once, and the logon session, which another feed may be using, is kept.
+        A 401 still means one fresh logon and one retry.
         """
         if not path.startswith("/api/") or any(c in path for c in "\r\n#"):
             raise ValueError("path must start with /api/ and hold no line break or fragment")
-        return self._get(path, "GET " + path.partition("?")[0], consume)
+        return self._get(
+            path, "GET " + path.partition("?")[0], consume, forbidden_relogon=forbidden_relogon
+        )
 
     def close(self, timeout: float = 3.0) -> None:
         """Log out if logged on (best effort, bounded by ``timeout``); never raises."""
@@ -270,17 +279,36 @@ class EMClient:
             finally:
                 _close_quietly(response)
 
-    def _get(self, path: str, op: str, consume: Callable[[BinaryIO], T]) -> T:
+    def _get(
+        self,
+        path: str,
+        op: str,
+        consume: Callable[[BinaryIO], T],
+        *,
+        forbidden_relogon: bool = True,
+    ) -> T:
         token = self._shared_token()
         outcome = self._get_once(path, op, token, consume)
         if isinstance(outcome, _Rejected):
+            self._check_forbidden(op, outcome, forbidden_relogon)
             self._discard_token(token, logout=outcome.status == 403)
             token = self._shared_token(rejected=token)
             outcome = self._get_once(path, op, token, consume)
             if isinstance(outcome, _Rejected):
+                self._check_forbidden(op, outcome, forbidden_relogon)
                 self._discard_token(token, logout=outcome.status == 403)
                 raise PollError("auth", f"{op}: {outcome.text} again after a fresh logon")
         return outcome
+
+    @staticmethod
+    def _check_forbidden(op: str, outcome: _Rejected, forbidden_relogon: bool) -> None:
+        """Unless a 403 is to be taken for a dead token, it is this resource refused: the
+        token stays, since a fresh logon with the same account gets the same role."""
+        if outcome.status == 403 and not forbidden_relogon:
+            raise Forbidden(
+                f"{op}: {outcome.text}: the account's Enterprise Manager role does not allow "
+                "this resource"
+            )
 
     def _shared_token(self, rejected: str | None = None) -> str:
         """The logon session's token, logging on when there is none (or only ``rejected``).
@@ -392,7 +420,7 @@ class EMClient:
         ) as (response, deadline):
             status = response.status_code
             if status in _AUTH_STATUSES:
-                raise PollError("auth", self._status_message("logon refused", response))
+                raise LogonRefused(self._status_message("logon refused", response))
             if status not in (200, 201):
                 raise PollError("http", self._status_message(_LOGON_OP, response))
             token = _token_from(response)

@@ -47,7 +47,9 @@ Commit = Callable[[float], None]
 class FeedSource(Protocol):
     """What a feed asks of the server's client (exporter.emclient.EMClient.get)."""
 
-    def get(self, path: str, consume: Callable[[BinaryIO], T]) -> T: ...
+    def get(
+        self, path: str, consume: Callable[[BinaryIO], T], *, forbidden_relogon: bool = True
+    ) -> T: ...
 
 
 def serves_feeds(source: object) -> bool:

@@ -36,7 +36,7 @@ from exporter.feeds import FEEDS
 from exporter.health import ExporterMetrics
 from exporter.logs import Logger, get_logger
 from exporter.parse import ParseError
-from exporter.reasons import PollError
+from exporter.reasons import LogonRefused, PollError
 from exporter.redact import register_credentials
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.state import ServerState
@@ -235,10 +235,12 @@ class Poller:
         now = self._clock()
         error: str | None = None
         reason = ""
+        refused = False
         try:
             commit = feed.poll(self._client, now)
         except PollError as exc:
             reason, error = exc.reason, str(exc)
+            refused = isinstance(exc, LogonRefused)
         except ParseError as exc:
             reason, error = "parse", str(exc)
         except Exception as exc:  # a bug must cost one poll, never the polling thread
@@ -254,25 +256,28 @@ class Poller:
             failures += 1
             feed.failed(reason, error, now, duration)
             log.warning("poll failed", reason=reason, err=error, failures=failures)
-        self._judge_logon(reason, now)
+        self._judge_logon(succeeded=error is None, refused=refused, now=now)
         return failures
 
     # --- never locking the EM account -----------------------------------------------------
 
-    def _judge_logon(self, reason: str, now: float) -> None:
+    def _judge_logon(self, *, succeeded: bool, refused: bool, now: float) -> None:
         """Count refused logons; suspend logons once there were max_logon_failures in a row.
 
-        Reason ``auth`` is also given when the EM accepted a fresh logon and then refused its
-        token; that logon was accepted, so it resets the count like a success does. Other
-        failures (connection, TLS, timeout, 5xx) say nothing about the password: they neither
-        count nor reset, unless a logon was accepted during that poll.
+        Only a logon the EM refused counts (:class:`LogonRefused`). Reason ``auth`` also
+        covers a token refused after an accepted logon, a resource the account's role may not
+        read (403 to a job query while the system sessions are read with the same token), and
+        a password file that could not be read (no logon sent): none of them says the password
+        is wrong, and counting them would let one feed stop every feed of the server. Other
+        failures (connection, TLS, timeout, 5xx) neither count nor reset; a success or a logon
+        accepted during the poll resets the count.
         """
         accepted = getattr(self._poll_logon, "accepted", False)
         with self._guard:
-            if accepted or not reason:
+            if accepted or succeeded:
                 self._refused = 0
                 return
-            if reason != "auth":
+            if not refused:
                 return
             self._refused += 1
             self._logon_good.clear()

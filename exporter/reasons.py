@@ -37,6 +37,32 @@ class PollError(Exception):
         return f"PollError({self.reason!r}, {self.message!r})"
 
 
+class LogonRefused(PollError):
+    """The EM refused the logon itself (401 or 403 to the credentials; reason ``auth``).
+
+    The only failure that counts towards suspending logons: a token refused after an
+    accepted logon, a resource the account's role may not read, or a password file that
+    cannot be read (nothing was sent) say nothing about whether the password is wrong.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("auth", message)
+
+    def __repr__(self) -> str:
+        return f"LogonRefused({self.message!r})"
+
+
+class Forbidden(PollError):
+    """A resource answered 403 to a token the caller keeps (reason ``auth``): the account's
+    role may not read it. Not a refused logon, so it never counts towards a suspension."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("auth", message)
+
+    def __repr__(self) -> str:
+        return f"Forbidden({self.message!r})"
+
+
 class StatusError(PollError):
     """The EM answered with an error status other than 401/403 (reason ``http``).
 

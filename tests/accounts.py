@@ -9,11 +9,11 @@ from typing import BinaryIO, TypeVar
 
 from exporter.config import ServerConfig
 from exporter.poller import SessionSource
-from exporter.reasons import PollError
+from exporter.reasons import LogonRefused
 
 T = TypeVar("T")
 GOOD = (Path(__file__).parent / "fixtures" / "golden_poll1.xml").read_bytes()
-REFUSED = PollError("auth", "logon refused: HTTP 401 Unauthorized")
+REFUSED = LogonRefused("logon refused: HTTP 401 Unauthorized")
 
 
 class Account:

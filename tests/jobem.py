@@ -21,7 +21,7 @@ from typing import BinaryIO, ClassVar, TypeVar
 from jobanswers import Job, json_entity, json_page, xml_entity, xml_page
 
 from exporter.parse import parse_timestamp
-from exporter.reasons import PollError, StatusError
+from exporter.reasons import Forbidden, LogonRefused, StatusError
 
 T = TypeVar("T")
 _LOOKUP = re.compile(r"/api/backupSessions/([0-9a-f-]{36})\?format=Entity")
@@ -133,12 +133,16 @@ class JobSource:
         self._log_on()
         return consume(io.BytesIO(body))
 
-    def get(self, path: str, consume: Callable[[BinaryIO], T]) -> T:
+    def get(
+        self, path: str, consume: Callable[[BinaryIO], T], *, forbidden_relogon: bool = True
+    ) -> T:
         status, body = self.em.answer(path)
         op = "GET " + path.partition("?")[0]
         if status == 401:  # as a refused logon: no logon accepted
-            raise PollError("auth", "logon refused: HTTP 401")
+            raise LogonRefused("logon refused: HTTP 401")
         self._log_on()
+        if status == 403 and not forbidden_relogon:  # as the client: the token kept
+            raise Forbidden(f"{op}: HTTP 403 Forbidden: the account's role does not allow this")
         if status >= 400:
             raise StatusError(status, f"{op}: HTTP {status}")
         return consume(io.BytesIO(body))

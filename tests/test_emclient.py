@@ -28,7 +28,7 @@ from requests_mock import Mocker
 
 from exporter.config import ServerConfig, TLSConfig
 from exporter.emclient import EMClient
-from exporter.reasons import REASONS, PollError
+from exporter.reasons import REASONS, LogonRefused, PollError
 
 BASE = "https://em01.example.com:9398"
 LOGON_URL = f"{BASE}/api/sessionMngr/?v=latest"
@@ -246,6 +246,7 @@ def test_wrong_password_is_auth(
     assert str(err) == (
         "logon refused: HTTP 401 Unauthorized: Login failed for user CORP\\svc_monitoring"
     )
+    assert isinstance(err, LogonRefused)  # what the logon suspension counts
     assert not fetch.called
     assert logged_logons == []
     assert not client.logged_on
@@ -269,6 +270,7 @@ def test_em_message_echoing_the_password_is_redacted(
     err = expect_poll_error(client, "auth")
 
     assert "bad password <redacted>" in str(err)
+    assert isinstance(err, LogonRefused)
 
 
 def test_redirect_is_not_followed(requests_mock: Mocker, client: EMClient) -> None:
@@ -383,6 +385,7 @@ def test_403_twice_is_auth(requests_mock: Mocker, client: EMClient) -> None:
     err = expect_poll_error(client, "auth")
 
     assert "HTTP 403" in str(err)
+    assert not isinstance(err, LogonRefused)  # both logons were accepted
     assert second_logout.call_count == 1
     assert not client.logged_on
 
@@ -1336,6 +1339,8 @@ def test_an_unreadable_password_file_is_auth_naming_the_file_only(
 
     assert str(err) == detail.format(path=secret)
     assert requests_mock.request_history == []  # nothing was sent without a password
+    # Nothing was refused: it must not count towards suspending logons.
+    assert not isinstance(err, LogonRefused)
 
 
 def test_a_rotated_password_echoed_by_the_em_is_redacted(

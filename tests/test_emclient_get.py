@@ -32,7 +32,7 @@ from test_emclient import (
 )
 
 from exporter.emclient import EMClient
-from exporter.reasons import PollError, StatusError
+from exporter.reasons import Forbidden, LogonRefused, PollError, StatusError
 
 QUERY = "/api/query?type=BackupJobSession&format=Entities&filter=State%21%3DStopped&page=1"
 QUERY_URL = BASE + QUERY
@@ -136,6 +136,79 @@ def test_rejected_again_after_a_fresh_logon_is_auth(
     assert str(info.value) == "GET /api/query: HTTP 403 Forbidden again after a fresh logon"
     # After a 403 the EM session still lives: each rejected one is logged out.
     assert len(requests_to(requests_mock, "DELETE")) == 2
+
+
+def test_a_403_without_forbidden_relogon_keeps_the_shared_session(
+    requests_mock: Mocker, client: EMClient
+) -> None:
+    logon = requests_mock.post(LOGON_URL, **logon_response(TOKEN, SESSION_ID))
+    query = requests_mock.get(
+        QUERY_URL, status_code=403, reason="Forbidden", content=error_xml(403, "Access denied")
+    )
+    sessions = requests_mock.get(SESSIONS_URL, content=SESSIONS_XML)
+    logout = requests_mock.delete(f"{BASE}/api/logonSessions/{SESSION_ID}", status_code=204)
+
+    assert client.fetch_sessions(read_all) == SESSIONS_XML
+    with pytest.raises(Forbidden) as info:
+        client.get(QUERY, read_all, forbidden_relogon=False)
+
+    assert info.value.reason == "auth"
+    assert str(info.value) == (
+        "GET /api/query: HTTP 403 Forbidden: the account's Enterprise Manager role does not "
+        "allow this resource"
+    )
+    assert query.call_count == 1  # no retry: a fresh logon gets the same role
+    assert logon.call_count == 1
+    assert not logout.called
+    assert client.logged_on
+    # The token the 403 came with is still good for what the role allows.
+    assert client.fetch_sessions(read_all) == SESSIONS_XML
+    assert [r.headers["X-RestSvcSessionId"] for r in sessions.request_history] == [TOKEN, TOKEN]
+    assert logon.call_count == 1
+
+
+def test_a_401_without_forbidden_relogon_still_means_one_fresh_logon_and_one_retry(
+    requests_mock: Mocker, client: EMClient
+) -> None:
+    logon = requests_mock.post(
+        LOGON_URL,
+        [logon_response(TOKEN, SESSION_ID), logon_response(TOKEN_2, SESSION_ID_2)],
+    )
+    query = requests_mock.get(QUERY_URL, [{"status_code": 401}, {"content": BODY}])
+
+    assert client.get(QUERY, read_all, forbidden_relogon=False) == BODY
+
+    assert logon.call_count == 2
+    assert [r.headers["X-RestSvcSessionId"] for r in query.request_history] == [TOKEN, TOKEN_2]
+
+
+def test_a_403_after_the_fresh_logon_a_401_asked_for_keeps_that_session(
+    requests_mock: Mocker, client: EMClient
+) -> None:
+    requests_mock.post(
+        LOGON_URL,
+        [logon_response(TOKEN, SESSION_ID), logon_response(TOKEN_2, SESSION_ID_2)],
+    )
+    requests_mock.get(QUERY_URL, [{"status_code": 401}, {"status_code": 403}])
+    sessions = requests_mock.get(SESSIONS_URL, content=SESSIONS_XML)
+    logout = requests_mock.delete(f"{BASE}/api/logonSessions/{SESSION_ID_2}", status_code=204)
+
+    with pytest.raises(Forbidden):
+        client.get(QUERY, read_all, forbidden_relogon=False)
+
+    assert not logout.called
+    assert client.fetch_sessions(read_all) == SESSIONS_XML
+    assert last(sessions).headers["X-RestSvcSessionId"] == TOKEN_2
+
+
+def test_a_refused_logon_is_logon_refused(requests_mock: Mocker, client: EMClient) -> None:
+    requests_mock.post(LOGON_URL, status_code=401, content=error_xml(401, "Login failed"))
+
+    with pytest.raises(LogonRefused) as info:
+        client.get(QUERY, read_all, forbidden_relogon=False)
+
+    assert info.value.reason == "auth"
+    assert str(info.value).startswith("logon refused: HTTP 401")
 
 
 def test_the_answer_size_cap_and_gzip_apply(requests_mock: Mocker) -> None:

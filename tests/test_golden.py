@@ -32,7 +32,7 @@ from exporter.app import Exporter
 from exporter.build import BuildInfo
 from exporter.config import Config, ServerConfig, SessionTypeFilter
 from exporter.poller import SessionSource
-from exporter.reasons import PollError
+from exporter.reasons import LogonRefused, PollError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
@@ -73,7 +73,7 @@ def exposition() -> str:
     scripts: dict[str, list[Answer]] = {
         "em01": [poll1, poll2],
         "em02": [v13, PollError("timeout", "GET /api/systemSessions: read timed out")],
-        "em03": [PollError("auth", "logon refused: HTTP 401"), PollError("auth", "logon refused")],
+        "em03": [LogonRefused("logon refused: HTTP 401"), LogonRefused("logon refused")],
         "em04": [poll1],
     }
     now = [T_POLL1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from fakes import wait_for
@@ -12,6 +13,7 @@ from jobanswers import Job, xml_page
 from jobem import SYSTEM_SESSIONS, JobEM, JobSource
 from prometheus_client import CollectorRegistry, generate_latest
 from requests_mock import Mocker
+from test_emclient import last
 
 from exporter.app import Exporter
 from exporter.config import Config, JobSessionsConfig, ServerConfig, SessionTypeFilter
@@ -20,7 +22,7 @@ from exporter.feeds import FEEDS
 from exporter.health import ExporterMetrics
 from exporter.jobsessions.feed import JobSessionsFeed
 from exporter.poller import Poller, SessionSource
-from exporter.reasons import REASONS, PollError
+from exporter.reasons import REASONS, LogonRefused, PollError
 
 DAY = 86400.0
 T0 = 1781589600.0  # 2026-06-16T06:00:00Z
@@ -390,7 +392,7 @@ def test_a_client_made_only_for_system_sessions_runs_the_system_feed_alone() -> 
 def test_while_logons_are_suspended_the_job_feed_sends_nothing() -> None:
     em = JobEM()
     rig = Rig(em)
-    refused = PollError("auth", "logon refused: HTTP 401")
+    refused = LogonRefused("logon refused: HTTP 401")
     rig.system_answers = [refused, refused, refused]
     for _ in range(3):
         assert not rig.poller.poll_once()
@@ -403,7 +405,7 @@ def test_while_logons_are_suspended_the_job_feed_sends_nothing() -> None:
 def test_a_refused_logon_seen_by_the_job_feed_counts_towards_the_suspension() -> None:
     em = JobEM(faults={"/api/query": [401] * 10})
     rig = Rig(em)
-    rig.system_answers = [PollError("auth", "logon refused: HTTP 401")] * 2
+    rig.system_answers = [LogonRefused("logon refused: HTTP 401")] * 2
     assert not rig.poller.poll_once()
     assert not rig.poller.poll_once()
     assert rig.poller.poll_feed("job_sessions") == 1  # the third refusal in a row
@@ -438,6 +440,139 @@ def test_both_feeds_share_one_logon_on_the_real_client(requests_mock: Mocker) ->
     assert registry.get_sample_value("veeam_em_logins_total", {"server": "em01"}) == 1
     assert query.call_count == 4  # two polls of two queries
     assert all(r.headers["X-RestSvcSessionId"] == "dG9rZW4tc2hhcmVk" for r in query.request_history)
+
+
+TOKEN_A = "dG9rZW4tYQ=="
+TOKEN_B = "dG9rZW4tYg=="
+
+
+def logon_answer(token: str, session: str) -> dict[str, Any]:
+    return {
+        "status_code": 201,
+        "headers": {"X-RestSvcSessionId": token},
+        "content": (
+            b'<LogonSession xmlns="http://www.veeam.com/ent/v1.0"><SessionId>'
+            + session.encode()
+            + b"</SessionId></LogonSession>"
+        ),
+    }
+
+
+def job_health(poller: Poller) -> tuple[bool, dict[str, int], str | None]:
+    feed = poller.feed("job_sessions")
+    assert isinstance(feed, JobSessionsFeed)
+    health = feed.state.health
+    return health.up, {r: n for r, n in health.errors.items() if n}, health.last_error
+
+
+def test_a_forbidden_job_query_fails_the_job_feed_alone_on_the_real_client(
+    requests_mock: Mocker,
+) -> None:
+    # An account whose role reads the system sessions but not the query service.
+    logon = requests_mock.post(f"{BASE}/api/sessionMngr/?v=latest", **logon_answer(TOKEN_A, "s1"))
+    sessions = requests_mock.get(
+        f"{BASE}/api/systemSessions?format=Entity", content=SYSTEM_SESSIONS
+    )
+    query = requests_mock.get(f"{BASE}/api/query", status_code=403, reason="Forbidden")
+    logout = requests_mock.delete(f"{BASE}/api/logonSessions/s1", status_code=204)
+    registry = CollectorRegistry()
+    poller = Poller(replace(server(), max_logon_failures=3), ExporterMetrics(registry))
+    try:
+        assert poller.poll_once()
+        for polls in range(1, 7):  # twice max_logon_failures
+            assert poller.poll_feed("job_sessions", polls - 1) == polls
+            assert poller.poll_once()  # the system feed goes on with the same token
+    finally:
+        poller.stop(timeout=0.1)
+        closed_with = logout.call_count  # stop() logs out once, and only then
+
+    def sample(name: str) -> float | None:
+        return registry.get_sample_value(name, {"server": "em01"})
+
+    assert logon.call_count == 1
+    assert sample("veeam_em_logins_total") == 1
+    assert closed_with == 1
+    assert query.call_count == 6  # one per poll: no retry after a fresh logon
+    assert {r.headers["X-RestSvcSessionId"] for r in sessions.request_history} == {TOKEN_A}
+    assert sessions.call_count == 7
+    assert sample("veeam_em_up") == 1
+    assert sample("veeam_em_logon_suspended") == 0
+    assert poller.logon_suspended_until is None
+    up, errors, last_error = job_health(poller)
+    assert (up, errors) == (False, {"auth": 6})
+    assert last_error == (
+        "auth: GET /api/query: HTTP 403 Forbidden: the account's Enterprise Manager role does "
+        "not allow this resource; give it Portal Administrator or set job_sessions.enabled: false"
+    )
+
+
+def test_a_401_on_the_job_feed_still_means_one_fresh_logon_on_the_real_client(
+    requests_mock: Mocker,
+) -> None:
+    logon = requests_mock.post(
+        f"{BASE}/api/sessionMngr/?v=latest",
+        [logon_answer(TOKEN_A, "s1"), logon_answer(TOKEN_B, "s2")],
+    )
+    sessions = requests_mock.get(
+        f"{BASE}/api/systemSessions?format=Entity", content=SYSTEM_SESSIONS
+    )
+    page = xml_page([Job(guid(1), "Job A", T0 - 60, ended=T0)])
+    query = requests_mock.get(
+        f"{BASE}/api/query", [{"status_code": 401}, {"content": page}, {"content": page}]
+    )
+    registry = CollectorRegistry()
+    poller = Poller(server(), ExporterMetrics(registry), clock=lambda: T0)
+    try:
+        assert poller.poll_once()
+        assert poller.poll_feed("job_sessions") == 0
+        assert poller.poll_once()
+    finally:
+        poller.stop(timeout=0.1)
+    assert logon.call_count == 2
+    assert registry.get_sample_value("veeam_em_logins_total", {"server": "em01"}) == 2
+    tokens = [r.headers["X-RestSvcSessionId"] for r in query.request_history]
+    assert tokens == [TOKEN_A, TOKEN_B, TOKEN_B]
+    # The system feed follows the new session.
+    assert last(sessions).headers["X-RestSvcSessionId"] == TOKEN_B
+
+
+def test_logons_refused_to_either_feed_count_together_on_the_real_client(
+    requests_mock: Mocker,
+) -> None:
+    refused = {"status_code": 401, "reason": "Unauthorized"}
+    logon = requests_mock.post(
+        f"{BASE}/api/sessionMngr/?v=latest",
+        [logon_answer(TOKEN_A, "s1"), refused, refused, refused],
+    )
+    requests_mock.get(f"{BASE}/api/systemSessions?format=Entity", content=SYSTEM_SESSIONS)
+    requests_mock.get(f"{BASE}/api/query", status_code=401)  # the password changed at the EM
+    registry = CollectorRegistry()
+    poller = Poller(replace(server(), max_logon_failures=3), ExporterMetrics(registry))
+    try:
+        assert poller.poll_once()
+        assert poller.poll_feed("job_sessions") == 1  # its fresh logon refused: one
+        assert not poller.poll_once()  # two
+        assert poller.logon_suspended_until is None
+        assert poller.poll_feed("job_sessions") == 1  # three
+        assert poller.logon_suspended_until is not None
+        assert poller.poll_feed("job_sessions") is None
+    finally:
+        poller.stop(timeout=0.1)
+    assert logon.call_count == 4
+    assert registry.get_sample_value("veeam_em_logon_suspended", {"server": "em01"}) == 1
+
+
+def test_forbidden_job_polls_never_suspend_logons() -> None:
+    em = JobEM(faults={"/api/query": [403] * 20})
+    rig = Rig(em)
+    for n in range(1, 11):
+        assert rig.poller.poll_feed("job_sessions", n - 1) == n
+        assert rig.poller.poll_once()
+    assert rig.poller.logon_suspended_until is None
+    assert rig.value("veeam_em_logon_suspended") == 0
+    assert rig.value("veeam_em_job_sessions_poll_errors_total", reason="auth") == 10
+    assert rig.value("veeam_em_up") == 1
+    assert rig.logons == 1
 
 
 def test_each_feed_runs_in_its_own_thread_on_its_own_schedule() -> None:
@@ -493,7 +628,7 @@ def test_a_reload_hands_the_job_ledger_over() -> None:
 def test_the_job_feeds_thread_waits_for_an_accepted_logon() -> None:
     em = JobEM(jobs=[Job(guid(1), "Job A", T0 - 60, ended=T0)])
     rig = Rig(em)
-    refused = PollError("auth", "logon refused: HTTP 401")
+    refused = LogonRefused("logon refused: HTTP 401")
     rig.system_answers = [refused, refused, refused]
     # Two refusals by hand; the thread's first poll is the third.
     assert not rig.poller.poll_once()

@@ -18,6 +18,7 @@ from accounts import REFUSED, Account
 from answers import DAY, Session, xml_answer
 from fakes import Answer, ScriptedSource, wait_for
 from prometheus_client import CollectorRegistry, generate_latest
+from requests_mock import Mocker
 
 from exporter.collector import SessionCollector
 from exporter.config import MIN_POLL_INTERVAL, STALE_AFTER_FACTOR, ServerConfig
@@ -333,6 +334,27 @@ def test_an_unreadable_password_file_changes_nothing(tmp_path: Path) -> None:
     poller.poll_once()
     assert em.attempts == ["p4ssword"]
     assert value(reg, "veeam_em_logon_suspended", server="em01") == 1
+
+
+def test_a_password_file_the_client_cannot_read_is_auth_but_no_refused_logon(
+    tmp_path: Path, requests_mock: Mocker
+) -> None:
+    # The real client reads the file before each logon; unreadable, it sends nothing, so the
+    # EM refused nothing and the account cannot be locked by it: no count, no suspension.
+    secret = tmp_path / "pw"
+    secret.write_text("p4ssword")
+    registry = CollectorRegistry()
+    poller = Poller(
+        server(password_file=str(secret), max_logon_failures=1), ExporterMetrics(registry)
+    )
+    secret.unlink()
+    for _ in range(3):
+        assert not poller.poll_once()
+    poller.stop(timeout=0.1)
+    assert requests_mock.request_history == []
+    assert value(registry, "veeam_em_poll_errors_total", server="em01", reason="auth") == 3
+    assert value(registry, "veeam_em_logon_suspended", server="em01") == 0
+    assert poller.logon_suspended_until is None
 
 
 @pytest.mark.parametrize("reason", [r for r in REASONS if r != "auth"])

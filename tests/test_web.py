@@ -16,7 +16,7 @@ from fakes import Answer, ScriptedSource
 from exporter.app import Exporter
 from exporter.config import Config, ServerConfig
 from exporter.poller import SessionSource
-from exporter.reasons import PollError
+from exporter.reasons import LogonRefused, PollError
 from exporter.redact import register_credentials
 from exporter.web import (
     DOCS_URL,
@@ -85,7 +85,7 @@ def _exporter(answers: dict[str, list[Answer]]) -> Exporter:
 @pytest.fixture
 def served() -> Iterator[tuple[Exporter, str]]:
     exporter = _exporter(
-        {"em01": [GOOD], "em<02>": [PollError("auth", "logon refused: HTTP 401 Unauthorized")]}
+        {"em01": [GOOD], "em<02>": [LogonRefused("logon refused: HTTP 401 Unauthorized")]}
     )
     http = HTTPServer(make_app(exporter.registry, exporter.server_infos, "/metrics"), "127.0.0.1:0")
     http.start()
@@ -150,7 +150,7 @@ def test_landing_page_lists_servers_escaped_and_without_secrets(
 
 
 def test_landing_page_shows_a_suspension_of_logons_and_until_when() -> None:
-    refused = PollError("auth", "logon refused: HTTP 401 Unauthorized")
+    refused = LogonRefused("logon refused: HTTP 401 Unauthorized")
 
     def factory(server: ServerConfig, on_logon: Callable[[], None]) -> SessionSource:
         return ScriptedSource([refused], on_logon)

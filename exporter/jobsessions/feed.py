@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from prometheus_client.registry import Collector
 
@@ -26,7 +26,9 @@ from exporter.jobsessions.reduce import UID_MARGIN_SECONDS, JobLedger, PollAnswe
 from exporter.jobsessions.state import JobFeedState
 from exporter.logs import get_logger
 from exporter.parse import ParseError
-from exporter.reasons import StatusError
+from exporter.reasons import Forbidden, StatusError
+
+T = TypeVar("T")
 
 NAME = "job_sessions"
 # The job gauges stay this many feed intervals after the last successful poll (at least the
@@ -109,7 +111,7 @@ class JobSessionsFeed:
             return entries.paging, count
 
         while True:
-            paging, count = source.get(query.path(page, self.config.page_size), consume)
+            paging, count = _get(source, query.path(page, self.config.page_size), consume)
             step = plan.next_page(page, count, paging, self.config.max_pages)
             if isinstance(step, Stop):
                 truncated[query.name] = step is Stop.TRUNCATED
@@ -126,7 +128,7 @@ class JobSessionsFeed:
                 answer.forgotten.add(record.uid)
                 continue
             try:
-                found = source.get(plan.lookup_path(guid), lambda s: list(read_entity(s, fmt)))
+                found = _get(source, plan.lookup_path(guid), lambda s: list(read_entity(s, fmt)))
             except StatusError as exc:
                 if exc.status == 404:
                     answer.forgotten.add(record.uid)
@@ -187,6 +189,17 @@ class JobSessionsFeed:
         self._state = replace(
             self._state, health=self._state.health.failed(reason, message, duration)
         )
+
+
+def _get(source: Any, path: str, consume: Callable[[IO[bytes]], T]) -> T:
+    """One GET of the feed. A 403 is the account's role refusing the job sessions: it fails
+    this feed's poll and leaves the logon session, which the system sessions use too, alone."""
+    try:
+        return source.get(path, consume, forbidden_relogon=False)  # type: ignore[no-any-return]
+    except Forbidden as exc:
+        raise Forbidden(
+            f"{exc}; give it Portal Administrator or set job_sessions.enabled: false"
+        ) from None
 
 
 class JobSessions:

@@ -24,6 +24,7 @@ MSG_BAD_TOKEN = "Authorization header was found but the logon session is expired
 MSG_BAD_CREDENTIALS = "Failed to log on: invalid user name or password."
 MSG_NULL_REFERENCE = "Object reference not set to an instance of an object."
 MSG_UNAVAILABLE = "The service is temporarily unavailable. Try again later."
+MSG_ACCESS_DENIED = "Access denied."
 
 
 def base_url(core: SimCore, req: Request) -> str:
@@ -112,6 +113,8 @@ class Api:
         fault = self.take_fault(target, page)
         if fault is not None and fault.kind == "401":
             return fault, _error(renderer, 401, MSG_BAD_TOKEN)
+        if fault is not None and fault.kind == "403":
+            return fault, _error(renderer, 403, MSG_ACCESS_DENIED)
         return fault, self.early_fault(fault, renderer)
 
     def early_fault(self, fault: Fault | None, renderer: Renderer) -> Response | None:

@@ -21,14 +21,16 @@ FAULT_KINDS = (
     "oversized",
     "gzip_bomb",
     "location_only",
+    "403",
     "duplicate",
     "flip_casing",
 )
 Target = Literal["systemSessions", "logon", "logout", "query", "backupSessions"]
 TARGETS: tuple[Target, ...] = ("systemSessions", "logon", "logout", "query", "backupSessions")
-_JOB_ONLY = frozenset({"duplicate", "flip_casing"})
+_JOB_ONLY = frozenset({"403", "duplicate", "flip_casing"})
 # Faults that make no sense for a route: a logon has no collection, a logout (204) no body;
-# only the job-session routes repeat an entry or answer in the other JSON casing.
+# only the job-session routes repeat an entry, answer in the other JSON casing, or refuse an
+# account whose role may read the system sessions but not the job sessions (403).
 _NOT_FOR: dict[str, frozenset[str]] = {
     "systemSessions": frozenset({"location_only"}) | _JOB_ONLY,
     "logon": frozenset({"empty", "oversized", "gzip_bomb"}) | _JOB_ONLY,

@@ -188,6 +188,30 @@ def test_a_failing_job_feed_leaves_the_system_feed_alone(
     assert not per_job(result, "veeam_em_backup_job_running")
 
 
+def test_a_role_that_may_not_read_the_job_sessions_fails_the_job_feed_alone(
+    make_sim: MakeSim, make_exporter: MakeExporter
+) -> None:
+    sim = make_sim(job_visibility="immediate")
+    exporter = make_exporter([server_config(sim)])
+    sim.inject("403", 10, target="query")
+    assert exporter.poll()
+    for failures in range(1, 5):  # more than max_logon_failures (3)
+        assert exporter.poller().poll_feed("job_sessions", failures - 1) == failures
+        assert exporter.poll()
+    result = exporter.scrape()
+    assert sim.stats.logons == 1  # no logon for the 403s, and the session was never ended
+    assert sim.stats.logouts == 0
+    assert result.value("veeam_em_logins_total", server="em01") == 1
+    assert result.value("veeam_em_up", server="em01") == 1
+    assert result.value("veeam_em_polls_total", server="em01") == 5
+    assert result.value("veeam_em_logon_suspended", server="em01") == 0
+    assert result.value("veeam_em_job_sessions_up", server="em01") == 0
+    assert (
+        result.value("veeam_em_job_sessions_poll_errors_total", server="em01", reason="auth") == 4
+    )
+    assert sim.stats.faults_served == {"403": 4}  # one query a poll, no retry
+
+
 def test_a_window_beyond_max_pages_is_cut_keeping_the_newest(
     make_sim: MakeSim, make_exporter: MakeExporter
 ) -> None:

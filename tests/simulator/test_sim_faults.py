@@ -173,6 +173,7 @@ def test_bad_injections_are_refused(em: SimulatedEM) -> None:
         "oversized",
         "gzip_bomb",
         "location_only",
+        "403",
         "duplicate",
         "flip_casing",
     }

@@ -177,8 +177,15 @@ def test_answer_faults_of_the_job_routes(em: SimulatedEM) -> None:
     em.inject("401", target="query")
     assert job_query(em, token, "").status_code == 401
     assert job_query(em, token, "").status_code == 200  # the token still works
+    em.inject("403", target="query")
+    denied = job_query(em, token, "")
+    assert denied.status_code == 403
+    assert denied.json()["Message"] == "Access denied."
+    assert job_query(em, token, "").status_code == 200  # the token still works
     assert "duplicate" not in FAULTS_FOR["systemSessions"]
+    assert "403" not in FAULTS_FOR["systemSessions"]
     assert set(FAULTS_FOR["query"]) == set(FAULTS_FOR["systemSessions"]) | {
+        "403",
         "duplicate",
         "flip_casing",
     }
