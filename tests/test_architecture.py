@@ -17,7 +17,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "exporter"
 DATA_PATH = ("config", "emclient", "parse", "snapshot", "collector", "web")
 SHARED_NOUNS = ("reasons", "state", "vocabulary")
 # Stages that are pure functions over bytes and records: no network, no threads.
-PURE = ("parse", "snapshot", "collector", "state", "vocabulary", "reasons", "emformat")
+PURE = (
+    "parse",
+    "jsonstream",
+    "snapshot",
+    "collector",
+    "state",
+    "vocabulary",
+    "reasons",
+    "emformat",
+)
 NETWORK = ("requests", "urllib3", "socket", "http", "ssl", "threading", "exporter.emclient")
 
 
