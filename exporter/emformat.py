@@ -7,7 +7,6 @@ must come out valid whatever bytes the EM sent.
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, TypedDict
@@ -47,13 +46,6 @@ def valid_text(text: str) -> str:
     if text.isascii():
         return text
     return _SURROGATE.sub(REPLACEMENT, text)
-
-
-def json_text(body: bytes) -> str:
-    """A JSON body as text: BOM dropped, UTF-8 (or the UTF-16/32 that JSON allows), each
-    undecodable byte replaced by U+FFFD instead of failing the whole answer."""
-    body = strip_bom(body)
-    return body.decode(json.detect_encoding(body), "replace")
 
 
 def repaired_utf8(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -8,7 +8,6 @@ read are held, so neither a 100,000-session answer nor a hostile one ever become
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +18,8 @@ from typing import IO, Any, Final, Literal, NamedTuple, TypeVar, cast
 
 from lxml import etree
 
-from exporter.emformat import HARDENED_XML, fold_keys, json_text, repaired_utf8, valid_text
+from exporter.emformat import HARDENED_XML, fold_keys, repaired_utf8, valid_text
+from exporter.jsonstream import SCALAR, JSONError, Shape, iter_collection
 from exporter.vocabulary import FINAL_STATES, RESULTS, RUNNING_STATE, UNKNOWN
 
 # Longest SessionType or State, and longest UID, that an entry may have. Session types and
@@ -32,8 +32,6 @@ UID_LIMIT: Final = 256
 # cut only after redaction: a secret the EM echoes at the label's edge is removed whole, never
 # shown in part.
 MESSAGE_READ_LIMIT: Final = 1000
-# Blanks allowed before a JSON answer's first character.
-_JSON_LEADING_LIMIT: Final = 1024 * 1024
 
 # An EM word, lower-cased, to its result: a result word or a final State both say one, in
 # Result/Result and (when that says nothing) in State.
@@ -690,6 +688,19 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
 
 # --- JSON -----------------------------------------------------------------------------------
 
+# What an item's reading needs of it, lower-cased: anything else is never kept of an item too
+# big to be decoded whole.
+_JSON_ITEM: Final[Shape] = {
+    "uid": SCALAR,
+    "sessiontype": SCALAR,
+    "state": SCALAR,
+    "creationtimeutc": SCALAR,
+    "endtimeutc": SCALAR,
+    "result": {"result": SCALAR, "message": SCALAR, "iscanceled": SCALAR},
+}
+_ITEM_FIELDS: Final = tuple(_JSON_ITEM)
+_RESULT_FIELDS: Final = tuple(_JSON_ITEM["result"])
+
 
 def _text(value: Any) -> str | None:
     if value is None:
@@ -701,76 +712,82 @@ def _text(value: Any) -> str | None:
     raise TypeError("not a scalar")
 
 
-def _json_entry(item: Any) -> Entry:
-    if not isinstance(item, Mapping):
-        return UnreadableEntry("not an object")
-    fields = fold_keys(item)
-    try:
-        raw_result = fields.get("result")
-        if isinstance(raw_result, Mapping):
-            res = fold_keys(raw_result)
-            result, message = _text(res.get("result")), _text(res.get("message"))
-            canceled: str | bool | None = res.get("iscanceled")
-        else:
-            result, message, canceled = _text(raw_result), None, None
-        if canceled is not None and not isinstance(canceled, bool):
-            canceled = _text(canceled)
-        return make_record(
-            uid=_text(fields.get("uid")),
-            session_type=_text(fields.get("sessiontype")),
-            state=_text(fields.get("state")),
-            created=_text(fields.get("creationtimeutc")),
-            ended=_text(fields.get("endtimeutc")),
-            result=result,
-            message=message,
-            canceled=canceled,
-        )
-    except TypeError:
-        return UnreadableEntry("a field has the wrong JSON type")
+class _Layout:
+    """Which key of an object holds each field, learnt from one object and reused for the
+    next ones with the same keys: the items of one answer share their keys and their case, so
+    this replaces lower-casing every key of every item. Keys that differ only in case make
+    the answer of fold_keys depend on their order, and such an object is not learnt."""
+
+    __slots__ = ("_fields", "_keys", "_names")
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self._fields = fields
+        self._keys: frozenset[str] = frozenset()
+        self._names: tuple[str | None, ...] = (None,) * len(fields)
+
+    def values(self, obj: dict[str, Any]) -> tuple[Any, ...]:
+        """The fields' values (None when absent), as fold_keys(obj) would give them."""
+        if obj.keys() != self._keys:
+            folded = {key.lower(): key for key in obj}
+            if len(folded) != len(obj):
+                got = fold_keys(obj)
+                return tuple(got.get(field) for field in self._fields)
+            self._keys = frozenset(obj)
+            self._names = tuple(folded.get(field) for field in self._fields)
+        return tuple(obj.get(name) for name in self._names)  # type: ignore[arg-type]
+
+
+class _JsonEntries:
+    """Reads the items of one answer."""
+
+    __slots__ = ("_item", "_result")
+
+    def __init__(self) -> None:
+        self._item = _Layout(_ITEM_FIELDS)
+        self._result = _Layout(_RESULT_FIELDS)
+
+    def entry(self, item: Any) -> Entry:
+        if not isinstance(item, dict):
+            return UnreadableEntry("not an object")
+        uid, session_type, state, created, ended, raw_result = self._item.values(item)
+        try:
+            if isinstance(raw_result, dict):
+                result, message, canceled = self._result.values(raw_result)
+                result, message = _text(result), _text(message)
+            else:
+                result, message, canceled = _text(raw_result), None, None
+            if canceled is not None and not isinstance(canceled, bool):
+                canceled = _text(canceled)
+            return make_record(
+                uid=_text(uid),
+                session_type=_text(session_type),
+                state=_text(state),
+                created=_text(created),
+                ended=_text(ended),
+                result=result,
+                message=message,
+                canceled=canceled,
+            )
+        except TypeError:
+            return UnreadableEntry("a field has the wrong JSON type")
 
 
 def iter_json(stream: IO[bytes]) -> Iterator[Entry]:
-    """Read the JSON collection: ``{"Sessions": [...]}`` (any key case) or a bare array.
+    """Stream the entries of a JSON collection: ``{"Sessions": [...]}`` (any key case, among
+    other keys) or a bare array.
 
-    Undecodable bytes become U+FFFD, as do lone surrogates in the text that can reach a label.
+    Each item is read as soon as it has arrived and nothing else is held, so memory stays flat
+    whatever the size of the answer. An answer that is not JSON fails on its first read; one
+    that turns out not to be JSON, or not a collection, fails when that is read, even after
+    entries were yielded (the caller discards them with the poll). Undecodable bytes become
+    U+FFFD, as do lone surrogates in the text that can reach a label.
     """
-    head = _json_head(stream)
+    entries = _JsonEntries()
     try:
-        document = json.loads(json_text(head + stream.read()))
-    except ValueError as exc:
-        raise ParseError(f"malformed JSON: {exc}") from None
-    items: Any
-    if isinstance(document, list):
-        items = document
-    elif isinstance(document, Mapping):
-        items = fold_keys(document).get("sessions", ...)
-        if items is ...:
-            raise ParseError("JSON object without a 'Sessions' array")
-        if items is None:
-            items = []
-    else:
-        raise ParseError("JSON answer is neither an object nor an array")
-    if not isinstance(items, list):
-        raise ParseError("'Sessions' is not an array")
-    for item in items:
-        yield _json_entry(item)
-
-
-def _json_head(stream: IO[bytes]) -> bytes:
-    """The answer's first bytes, up to its first character, which must open an object or an
-    array: JSON is read whole, so an answer that is no JSON at all (a gzip bomb of zeros, an
-    HTML page) must fail on its first read, not after filling memory up to max_answer_size."""
-    head = b""
-    while chunk := stream.read(_SLICE):
-        head += chunk
-        text = json_text(head).lstrip(" \t\r\n\ufeff")
-        if text:
-            if text[0] not in "{[":
-                raise ParseError(f"malformed JSON: the answer starts with {text[:1]!r}")
-            return head
-        if len(head) > _JSON_LEADING_LIMIT:
-            raise ParseError("malformed JSON: more than 1 MiB of blanks before the answer")
-    return head
+        for item in iter_collection(stream, "Sessions", _JSON_ITEM):
+            yield entries.entry(item)
+    except JSONError as exc:
+        raise ParseError(str(exc)) from None
 
 
 def iter_entries(stream: IO[bytes], fmt: Literal["xml", "json"]) -> Iterator[Entry]:

@@ -19,6 +19,7 @@ SHARED_NOUNS = ("reasons", "state", "vocabulary")
 # Stages that are pure functions over bytes and records: no network, no threads.
 PURE = (
     "parse",
+    "jsonstream",
     "snapshot",
     "collector",
     "state",
