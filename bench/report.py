@@ -313,7 +313,7 @@ def header(f: Figures) -> Iterator[str]:
         f"  {m['date']}; {m['cpus']} CPUs; Python {m['python']}; lxml {m['lxml']}; {m['platform']}"
     )
     yield f"  load average at start {m['load']}, at end {m.get('load at end', '?')}"
-    yield "  each run of a contestant in a fresh process, runs interleaved, the best time kept;"
+    yield "  each run of a contestant in a fresh process, runs interleaved, the best time kept"
     yield "  peak RSS growth = ru_maxrss - RSS once imports are done and the answer is in memory"
     yield "  (the largest of the runs; a steady poll's from after the baseline poll); MB = 10^6 B"
 
