@@ -1,12 +1,12 @@
-"""The cost of one scrape: ``python -m bench.render FILE`` prints one JSON object.
+"""The cost of one scrape: ``python -m bench.render ROUNDS N=FILE...`` prints one JSON object.
 
-A real exporter (exporter.app.Exporter: its registry, self-metrics, process collector and
-session collector) polls the XML answer in FILE twice through its real poller, from memory;
-then its real HTTP app (exporter.web.make_app) answers the telemetry path many times, and
-the median of each way of asking is reported: plain text, text with gzip, and what
-Prometheus asks for (``Accept: application/openmetrics-text; version=1.0.0`` with
-``Accept-Encoding: gzip``). The same registry behind prometheus-client's own app is
-measured too, as the "before". The breakdown says where a scrape's time goes.
+For each XML answer, a real exporter (exporter.app.Exporter: its registry, self-metrics,
+process collector and session collector) polls it twice through its real poller, from
+memory; then their real HTTP apps (exporter.web.make_app) answer the telemetry path ROUNDS
+times each, taking turns, and the median of each way of asking is reported: plain text, text
+with gzip, and what Prometheus asks for (``Accept: application/openmetrics-text;
+version=1.0.0`` with ``Accept-Encoding: gzip``). The same registries behind prometheus-client's
+own app are measured too, as the "before". The breakdown says where a scrape's time goes.
 """
 
 from __future__ import annotations
@@ -109,41 +109,67 @@ def _registry_of(*collectors: Any) -> CollectorRegistry:
     return registry
 
 
-def measure(path: Path, rounds: int) -> dict[str, Any]:
-    body = path.read_bytes()
-    exporter = _exporter(body)
-    ours = make_app(exporter.registry, exporter.server_infos, "/metrics")
-    before = make_wsgi_app(exporter.registry)
-    out: dict[str, Any] = {}
-    for name, way in WAYS.items():
-        out[name] = median_ms(partial(_scrape, ours, way), rounds)
-        out[f"before:{name}"] = median_ms(partial(_scrape, before, way), rounds // 4)
+def _interleaved(runs: dict[int, Callable[[], object]], rounds: int) -> dict[int, float]:
+    """The median of each run, the runs taking turns (in alternating order), so that a
+    busy moment of the machine falls on all of them alike."""
+    for run in runs.values():
+        for _ in range(20):
+            run()
+    times: dict[int, list[float]] = {n: [] for n in runs}
+    order = list(runs)
+    for i in range(rounds):
+        for n in order if i % 2 else reversed(order):
+            started = time.perf_counter()
+            runs[n]()
+            times[n].append(time.perf_counter() - started)
+    return {n: statistics.median(t) * 1000 for n, t in times.items()}
 
-    # Where the time of one OpenMetrics scrape goes, without the cache. The first scrape
-    # after a poll formats the session families anew: that is their cost.
+
+def _breakdown(exporter: Exporter, rounds: int) -> dict[str, float]:
+    """Where the time of one OpenMetrics scrape goes, without the cache. The first scrape
+    after a poll formats the session families anew: that is their cost."""
     sessions = _registry_of(SessionCollector(exporter.states, clock=lambda: TAKEN_AT.timestamp()))
     own = CollectorRegistry(auto_describe=False)
     ExporterMetrics(own).add_server("em01")
     process = ProcessCollector(registry=None)
     text = _openmetrics(exporter.registry)
-    parts = {
+    parts: dict[str, Callable[[], object]] = {
         "format:session-families": lambda: _openmetrics(sessions),
         "format:self-metrics": lambda: _openmetrics(own),
         "collect:process": lambda: list(process.collect()),
         "gzip:level-1": lambda: gzip.compress(text, compresslevel=1),
         "gzip:level-9": lambda: gzip.compress(text, compresslevel=9),
     }
-    for name, run in parts.items():
-        out[name] = median_ms(run, rounds // 4)
+    out = {name: median_ms(run, rounds) for name, run in parts.items()}
     out["bytes:openmetrics"] = len(text)
     out["bytes:gzip-level-1"] = len(gzip.compress(text, compresslevel=1))
     out["bytes:gzip-level-9"] = len(gzip.compress(text, compresslevel=9))
     return out
 
 
+def measure(paths: dict[int, Path], rounds: int) -> dict[int, dict[str, float]]:
+    """For each answer (by its number of sessions), one exporter; then their scrapes."""
+    exporters = {n: _exporter(path.read_bytes()) for n, path in paths.items()}
+    ours = {n: make_app(e.registry, e.server_infos, "/metrics") for n, e in exporters.items()}
+    before = {n: make_wsgi_app(e.registry) for n, e in exporters.items()}
+    out: dict[int, dict[str, float]] = {n: {} for n in paths}
+    for name, way in WAYS.items():
+        for prefix, apps, count in (("", ours, rounds), ("before:", before, rounds // 4)):
+            runs: dict[int, Callable[[], object]] = {
+                n: partial(_scrape, app, way) for n, app in apps.items()
+            }
+            for n, ms in _interleaved(runs, count).items():
+                out[n][prefix + name] = ms
+    for n, exporter in exporters.items():
+        out[n].update(_breakdown(exporter, rounds // 4))
+    return out
+
+
 def main(argv: list[str]) -> int:
-    path, rounds = argv
-    print(json.dumps(measure(Path(path), int(rounds))))
+    """``python -m bench.render ROUNDS N=FILE...``"""
+    rounds, *answers = argv
+    paths = {int(n): Path(path) for n, _, path in (a.partition("=") for a in answers)}
+    print(json.dumps({str(n): figures for n, figures in measure(paths, int(rounds)).items()}))
     return 0
 
 

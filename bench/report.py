@@ -170,7 +170,7 @@ def render_tables(f: Figures) -> Iterator[str]:
     yield ""
     yield (
         f"/metrics render through the real HTTP app, median of {f.render_rounds} scrapes "
-        "(the lower of two rounds), ms"
+        "(the sizes taking turns), ms"
     )
     widths = (11, 11, 12)
     yield _line("way of asking", f"{small:,}", f"{large:,}", "ratio", widths=widths)

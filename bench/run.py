@@ -154,19 +154,14 @@ def measure_loopback(args: argparse.Namespace, workdir: Path, results: Results) 
 
 
 def measure_render(args: argparse.Namespace, workdir: Path) -> dict[int, dict[str, float]]:
+    """The smallest size against the largest up to 100,000, in one process, taking turns."""
     sizes = sorted(
         {min(args.sizes), max((n for n in args.sizes if n <= TARGET_SIZE), default=min(args.sizes))}
     )
-    best: dict[int, dict[str, float]] = {}
-    for round_ in range(2):  # alternating sizes, the lower median of the two rounds kept
-        for n in sizes:
-            _progress(f"  render {n:,} (round {round_ + 1}/2)")
-            path = answers.path_for(workdir, "xml", n)
-            (out,) = _child("bench.render", str(path), str(args.render_rounds))
-            kept = best.setdefault(n, {})
-            for key, value in out.items():
-                kept[key] = min(kept.get(key, math.inf), float(value))
-    return best
+    _progress(f"  render {', '.join(f'{n:,}' for n in sizes)}")
+    files = [f"{n}={answers.path_for(workdir, 'xml', n)}" for n in sizes]
+    (out,) = _child("bench.render", str(args.render_rounds), *files)
+    return {int(n): {k: float(v) for k, v in figures.items()} for n, figures in out.items()}
 
 
 def _machine() -> dict[str, str]:
