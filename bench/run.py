@@ -188,7 +188,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--large-repeat",
         type=int,
-        default=3,
+        default=1,
         help="runs per contestant at 300,000 sessions and more (the peers there run once)",
     )
     parser.add_argument("--render-rounds", type=int, default=400, help="scrapes per median")
