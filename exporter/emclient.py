@@ -22,7 +22,6 @@ import contextlib
 import http
 import http.client
 import http.cookiejar
-import io
 import json
 import re
 import socket
@@ -61,7 +60,6 @@ _FETCH_OP: Final = "GET /api/systemSessions"
 _LOGOUT_OP: Final = "DELETE /api/logonSessions/"
 # Error and logon bodies are small; a misbehaving server must not make us buffer more.
 _SMALL_BODY_LIMIT: Final = 64 * 1024
-_STREAM_BUFFER: Final = 64 * 1024
 _EM_MESSAGE_LIMIT: Final = 300
 _AUTH_STATUSES: Final = frozenset({401, 403})
 _USERINFO_RE: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
@@ -340,7 +338,7 @@ class EMClient:
                 raise StatusError(status, self._status_message(op, response))
             body = self._body(op, response, self._max_answer_size)
             try:
-                result = consume(cast(BinaryIO, io.BufferedReader(body, _STREAM_BUFFER)))
+                result = consume(cast(BinaryIO, body))
             except Exception as exc:
                 if body.too_large:
                     raise self._too_large(op) from None

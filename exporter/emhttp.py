@@ -231,6 +231,10 @@ class Body(io.RawIOBase):
 
     Reading past ``limit`` raises AnswerTooLarge and sets ``too_large``. A compressed body
     that ends before its end marker raises zlib.error.
+
+    ``read(size)`` hands over what one step of decoding produced, at most ``size`` bytes,
+    without copying it again: the parser reads this directly, with no buffered reader in
+    between (each 64 KiB the parser reads would otherwise be copied once more).
     """
 
     def __init__(self, raw: Any, coding: str, limit: int) -> None:
@@ -245,19 +249,31 @@ class Body(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if not len(view) or self._done:
-            return 0
-        data = self._next(len(view))
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        if not size or self._done:
+            return b""
+        data = self._next(size)
         if not data:
             self._done = True
-            return 0
+            return b""
         self.delivered += len(data)
         if self.delivered > self._limit:
             self.too_large = True
             self._done = True
             raise AnswerTooLarge(self._limit)
+        return data
+
+    def readall(self) -> bytes:
+        parts = []
+        while chunk := self.read(_RAW_CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
 

@@ -30,12 +30,20 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _tokens: deque[str] = deque(maxlen=TOKENS_KEPT)
 _ordered: tuple[str, ...] = ()
+_generation = 0
 
 
 def _refresh() -> None:
-    global _ordered
+    global _ordered, _generation
     # Longest first, so that a secret containing another is removed whole.
     _ordered = tuple(sorted({*_secrets, *_tokens}, key=len, reverse=True))
+    _generation += 1
+
+
+def generation() -> int:
+    """A number that changes whenever a secret is added: text redacted earlier, and kept,
+    must be redacted again once it has changed."""
+    return _generation
 
 
 def register_secret(value: str) -> None:

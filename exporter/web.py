@@ -1,8 +1,9 @@
 """The HTTP side: a WSGI app for ``/``, the telemetry path, ``/-/healthy`` and ``/-/ready``,
 and a threaded server that listens on IPv4, IPv6 or both.
 
-The telemetry path is prometheus-client's own WSGI app, which negotiates gzip and
-OpenMetrics. Nothing here talks to an EM. With a web config (``--web.config.file``) the server
+The telemetry path (exporter.exposition) negotiates gzip and OpenMetrics as
+prometheus-client's own app does, and formats a metric family again only when it changed.
+Nothing here talks to an EM. With a web config (``--web.config.file``) the server
 speaks TLS and the app sits behind basic auth; see exporter.webconfig.
 """
 
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
 from exporter import __version__
+from exporter.exposition import metrics_app as telemetry_app
 from exporter.redact import redact
 from exporter.webauth import wrap_app
 from exporter.webconfig import WebConfig
@@ -77,7 +79,7 @@ def make_app(
     reload: Callable[[], str | None] | None = None,
 ) -> WSGIApplication:
     """``reload``, when given, serves ``POST /-/reload``; it returns None or an error text."""
-    metrics_app = make_wsgi_app(registry)
+    metrics_app = telemetry_app(registry)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
