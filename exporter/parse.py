@@ -109,11 +109,14 @@ def _epoch_day(year: str, month: str, day: str) -> int:
 
 
 # The forms an EM writes, read by position: a day, T or a space, hh:mm:ss, then nothing, Z,
-# or 1-7 fractional digits with or without Z. A dict look-up both checks a field and reads
-# it, as seconds.
-_SECONDS: Final = {f"{n:02d}": n for n in range(60)}
-_MINUTES: Final = {text: n * 60 for text, n in _SECONDS.items()}
-_HOURS: Final = {text: n * 3600 for text, n in _SECONDS.items() if n < 24}
+# or 1-7 fractional digits with or without Z. A dict look-up both checks a part (its digits,
+# its range, its colon) and reads it, as seconds.
+_HOURS_MINUTES: Final = {
+    f"{hour:02d}:{minute:02d}": hour * 3600 + minute * 60
+    for hour in range(24)
+    for minute in range(60)
+}
+_SECONDS: Final = {f":{second:02d}": second for second in range(60)}
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # "YYYY-MM-DD" -> Unix seconds at its midnight, for the ordinary days seen so far.
 _DAY_SECONDS: dict[str, int] = {}
@@ -132,24 +135,24 @@ def parse_timestamp(text: str) -> float | None:
     it, "no time", an error) goes to ``general_timestamp``. Where both read a value it is
     the same float: the same sum in the same order.
     """
-    if len(text) >= 19 and text[13] == ":" and text[16] == ":" and text[10] in "T ":
+    if len(text) >= 19 and text[10] in "T ":
         try:
             day: int | None = _DAY_SECONDS[text[:10]]
         except KeyError:
             day = _ordinary_day(text[:10])
         if day is not None:
             try:
-                seconds = float(
-                    day + _HOURS[text[11:13]] + _MINUTES[text[14:16]] + _SECONDS[text[17:19]]
-                )
-            except KeyError:  # not two digits, or out of range
+                seconds = float(day + _HOURS_MINUTES[text[11:16]] + _SECONDS[text[16:19]])
+            except KeyError:  # not hh:mm:ss
                 return general_timestamp(text)
-            if len(text) == 19 or (len(text) == 20 and text[19] == "Z"):
+            tail = text[19:]
+            if not tail or tail == "Z":
                 return seconds
-            if text[19] == ".":
-                digits = text[20:-1] if text[-1] == "Z" else text[20:]
-                if 0 < len(digits) <= 7 and digits.isascii() and digits.isdigit():
-                    return seconds + int(digits) / _SCALE[len(digits)]
+            if tail[0] == ".":
+                digits = tail[1:-1] if tail[-1] == "Z" else tail[1:]
+                count = len(digits)
+                if 0 < count <= 7 and digits.isascii() and digits.isdigit():
+                    return seconds + int(digits) / _SCALE[count]
     return general_timestamp(text)
 
 
@@ -424,8 +427,8 @@ _PART_SLOTS: Final = {"result": _RESULT_RESULT, "message": _MESSAGE, "iscanceled
 # The depths (root = 1) of a collection item, of its fields and of Result's parts.
 _ITEM_DEPTH, _FIELD_DEPTH, _PART_DEPTH = 2, 3, 4
 
-# Captured text is compacted once this long: every field keeps what its verdict needs. Small,
-# because text made of character references arrives one character per event.
+# Captured text is compacted, between two reads of the stream, once this long: every field
+# keeps what its verdict needs.
 _COMPACT_AT = 1024
 # Past this, a field's stripped text is kept only as "too long" (every limit is below it).
 _FIELD_CAP = 256
@@ -461,31 +464,34 @@ class _SessionReader:
     Sessions element nested deeper, a long references list, unknown children, attributes,
     is dropped as its event passes. Only the text before an element's first child counts.
 
-    The handlers run once per element and text of the answer, so their state lives in the
-    cells of one closure (a cell is read and written faster than an attribute) and each
-    event does as little as it can.
+    The handlers run once per element of the answer, so their state lives in the cells of
+    one closure (a cell is read and written faster than an attribute) and each does as
+    little as it can. Text costs no Python call at all: lxml appends each piece to a list,
+    which a field's start empties and its end (or first child) joins. Between two reads of
+    the stream, ``progress`` compacts what a captured field holds and drops any other text,
+    so neither grows past one read's worth, however long a text is.
     """
 
     __slots__ = ("data", "end", "progress", "root_seen", "start")
 
     def __init__(self, emit: Callable[[Entry], object]) -> None:
         depth = 0
-        # Set by an element start, by text outside a captured field and by a compaction of a
-        # captured one (its text reaches one within about 10 KiB of input): input that sets
-        # none of them is one token libxml2 holds whole (see STALL_LIMIT).
+        # Set by an element start: with text that arrived, what tells the parse has moved
+        # (see STALL_LIMIT).
         moved = False
         root_seen = False
         item: list[str | None] | None = None  # the collection item being read
         in_result = False  # inside the item's Result element
         slot = _NO_SLOT  # the slot whose text is being captured ...
-        text = ""  # ... and its text so far
+        pieces: list[str] = []  # ... and its text so far (or other text, to be dropped)
+        settled = 0  # pieces left by the last compaction
         # Element name (as lxml gives it, with its namespace) -> what it is, per answer.
         field_slots: dict[str, int] = {}
         part_slots: dict[str, int] = {}
         items: dict[str, bool] = {}
 
         def start(tag: str, attrib: Mapping[str, str]) -> None:
-            nonlocal depth, moved, root_seen, item, in_result, slot, text
+            nonlocal depth, moved, root_seen, item, in_result, slot
             moved = True
             depth += 1
             if depth == _FIELD_DEPTH:
@@ -498,11 +504,11 @@ class _SessionReader:
                         found = _learn(field_slots, tag, _FIELD_SLOTS, _NO_SLOT)
                     if found != _NO_SLOT:
                         slot = found
-                        text = ""
+                        pieces.clear()
                     in_result = found == _RESULT_TEXT
                 return
             if slot != _NO_SLOT:  # a child ends the text that counts
-                item[slot] = text  # type: ignore[index]
+                item[slot] = "".join(pieces)  # type: ignore[index]
                 slot = _NO_SLOT
             if depth == _PART_DEPTH:
                 if in_result:
@@ -513,7 +519,7 @@ class _SessionReader:
                         found = _learn(part_slots, tag, _PART_SLOTS, _NO_SLOT)
                     if found != _NO_SLOT:
                         slot = found
-                        text = ""
+                        pieces.clear()
             elif depth == _ITEM_DEPTH:
                 is_item = items.get(tag)
                 if is_item is None:
@@ -532,7 +538,7 @@ class _SessionReader:
         def end(tag: str) -> None:
             nonlocal depth, item, slot
             if slot != _NO_SLOT:  # still capturing: this is the field's own end
-                item[slot] = text  # type: ignore[index]
+                item[slot] = "".join(pieces)  # type: ignore[index]
                 slot = _NO_SLOT
             elif depth == _ITEM_DEPTH and item is not None:
                 emit(
@@ -550,31 +556,31 @@ class _SessionReader:
                 item = None
             depth -= 1
 
-        def data(chunk: str) -> None:
-            nonlocal moved, slot, text
+        def progress() -> bool:
+            """Whether an element started or text arrived since the last call; then keeps
+            of the text only what a field being captured needs."""
+            nonlocal moved, slot, settled
+            was = moved or len(pieces) > settled
+            moved = False
             if slot == _NO_SLOT:
-                moved = True
-                return
-            text += chunk
-            if len(text) > _COMPACT_AT:
-                moved = True
-                kept, full = (_message_prefix if slot == _MESSAGE else _field_prefix)(text)
+                pieces.clear()
+            elif len(pieces) > 1:
+                text = "".join(pieces)
+                pieces.clear()
+                full = False
+                if len(text) > _COMPACT_AT:
+                    text, full = (_message_prefix if slot == _MESSAGE else _field_prefix)(text)
                 if full:  # nothing that follows can change the field
-                    item[slot] = kept  # type: ignore[index]
+                    item[slot] = text  # type: ignore[index]
                     slot = _NO_SLOT
                 else:
-                    text = kept
+                    pieces.append(text)
+            settled = len(pieces)
+            return was
 
         self.start = start
         self.end = end
-        self.data = data
-
-        def progress() -> bool:
-            """Whether the reader moved since the last call."""
-            nonlocal moved
-            was, moved = moved, False
-            return was
-
+        self.data: Callable[[str], None] = pieces.append
         self.progress = progress
         self.root_seen: Callable[[], bool] = lambda: root_seen
 
