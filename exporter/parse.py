@@ -18,7 +18,7 @@ from typing import IO, Any, Final, Literal, NamedTuple, TypeVar, cast
 
 from lxml import etree
 
-from exporter.emformat import HARDENED_XML, fold_keys, repaired_utf8, valid_text
+from exporter.emformat import HARDENED_XML, declares_utf8, fold_keys, repaired_utf8, valid_text
 from exporter.jsonstream import SCALAR, JSONError, Shape, iter_collection
 from exporter.vocabulary import FINAL_STATES, RESULTS, RUNNING_STATE, UNKNOWN
 
@@ -441,7 +441,6 @@ STALL_LIMIT: Final = 1024 * 1024
 _NAME_CACHE = 256
 
 _PROLOG_SIZE = 1024
-_ENCODING_DECLARATION = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
 
 
 def _field_prefix(text: str) -> tuple[str, bool]:
@@ -626,30 +625,26 @@ def _read_chunks(stream: IO[bytes], first: bytes) -> Iterator[bytes]:
         yield chunk
 
 
-def _is_utf8(prefix: bytes) -> bool:
-    """Whether the answer is UTF-8, from its first bytes: no UTF-16/32 byte-order mark or
-    zero bytes, and an XML declaration, if any, that names UTF-8."""
-    if prefix[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in prefix[:4]:
-        return False
-    declared = _ENCODING_DECLARATION.match(prefix.removeprefix(b"\xef\xbb\xbf"))
-    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
+def stream_xml(
+    stream: IO[bytes],
+    target: object,
+    found: list[_T],
+    progress: Callable[[], bool],
+) -> Iterator[_T]:
+    """Feed an XML answer to the parser ``target`` in reads of 64 KiB, yielding what it has
+    appended to ``found`` after each read (the list is emptied as it is yielded).
 
-
-def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
-    """Stream ``SystemSessions/Sessions`` entries out of an XML answer.
-
-    Each entry is yielded once its end tag has been read, and nothing else is held, so
-    memory stays flat whatever the size or shape of the answer. A wrong root element fails
-    as soon as its start tag is read. A UTF-8 answer has undecodable bytes replaced by
-    U+FFFD. Entities are never expanded (an answer with a DTD is refused), DTDs and the
-    network are never loaded: an answer can never make the exporter read a file or a URL.
+    The one hardened way every EM answer in XML is read: entities never expanded, no DTD or
+    network access, comments and processing instructions dropped, undecodable bytes of a UTF-8
+    answer replaced by U+FFFD, and an answer refused once ``STALL_LIMIT`` bytes have gone by
+    without ``progress()`` (an element or text since its last call), which is a single tag,
+    attribute or comment grown too big. A syntax error is a :class:`ParseError`. Checking the
+    root element and what the answer held is the caller's: this only reads.
     """
-    entries: list[Entry] = []
-    reader = _SessionReader(entries.append)
     parser = etree.XMLParser(
-        # lxml's stubs want str-or-bytes handlers and a comment() one; lxml hands this
-        # target str, and comments are removed before they reach it.
-        target=cast("etree.ParserTarget", reader),
+        # lxml's stubs want str-or-bytes handlers and a comment() one; lxml hands a target
+        # str, and comments are removed before they reach it.
+        target=cast("etree.ParserTarget", target),
         **HARDENED_XML,
         remove_comments=True,
         remove_pis=True,
@@ -665,16 +660,15 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
             break
         first += more
     chunks = _read_chunks(stream, first)
-    if _is_utf8(first):
+    if declares_utf8(first):
         chunks = repaired_utf8(chunks)
     stalled = 0
-    progress = reader.progress
     try:
         for chunk in chunks:
             parser.feed(chunk)
-            if entries:
-                yield from entries
-                entries.clear()
+            if found:
+                yield from found
+                found.clear()
             if progress():
                 stalled = 0
             else:
@@ -687,7 +681,22 @@ def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
         parser.close()
     except etree.XMLSyntaxError as exc:
         raise ParseError(f"malformed XML: {exc}") from None
-    yield from entries
+    yield from found
+    found.clear()
+
+
+def iter_xml(stream: IO[bytes]) -> Iterator[Entry]:
+    """Stream ``SystemSessions/Sessions`` entries out of an XML answer.
+
+    Each entry is yielded once its end tag has been read, and nothing else is held, so
+    memory stays flat whatever the size or shape of the answer. A wrong root element fails
+    as soon as its start tag is read. A UTF-8 answer has undecodable bytes replaced by
+    U+FFFD. Entities are never expanded (an answer with a DTD is refused), DTDs and the
+    network are never loaded: an answer can never make the exporter read a file or a URL.
+    """
+    entries: list[Entry] = []
+    reader = _SessionReader(entries.append)
+    yield from stream_xml(stream, reader, entries, reader.progress)
     if not reader.root_seen():
         raise ParseError("empty answer")
 

@@ -23,19 +23,17 @@ import json
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, Final, Literal, cast
+from typing import IO, Any, Final, Literal
 
-from lxml import etree
-
-from exporter.emformat import HARDENED_XML, declares_utf8, fold_keys, repaired_utf8, valid_text
+from exporter.emformat import fold_keys, valid_text
 from exporter.jobsessions.plan import Paging
 from exporter.parse import (
     NAME_LIMIT,
-    STALL_LIMIT,
     UID_LIMIT,
     ParseError,
     UnreadableEntry,
     parse_timestamp,
+    stream_xml,
 )
 from exporter.vocabulary import FAILED, SUCCESS, UNKNOWN, WARNING
 
@@ -205,7 +203,6 @@ _FIELDS: Final = frozenset(
 # Every kept field is far shorter: past this, a field's text is only "too long".
 _CAPTURE_LIMIT: Final = 4096
 _NAME_CACHE: Final = 256
-_PROLOG_SIZE: Final = 1024
 
 
 def _attribute(attrib: Mapping[str, str], name: str) -> str | None:
@@ -377,54 +374,17 @@ class _XMLAnswer(Answer):
 
     def __iter__(self) -> Iterator[Entry]:
         reader = _Reader(self._path)
-        parser = etree.XMLParser(
-            target=cast("etree.ParserTarget", reader),
-            **HARDENED_XML,
-            remove_comments=True,
-            remove_pis=True,
-        )
-        first = self._stream.read(_READ_SIZE)
-        if not first:
-            raise ParseError("empty answer")
-        while b">" not in first and len(first) < _PROLOG_SIZE:
-            more = self._stream.read(_READ_SIZE)
-            if not more:
-                break
-            first += more
-        chunks = _chunks(self._stream, first)
-        if declares_utf8(first):
-            chunks = repaired_utf8(chunks)
-        stalled = 0
         events = reader.events
-        try:
-            for chunk in chunks:
-                parser.feed(chunk)
-                if reader.entries:
-                    yield from reader.entries
-                    reader.entries.clear()
-                if reader.events != events:
-                    events, stalled = reader.events, 0
-                else:
-                    stalled += len(chunk)
-                    if stalled > STALL_LIMIT:
-                        raise ParseError(
-                            f"a single XML tag, attribute or comment longer than "
-                            f"{STALL_LIMIT // 1024 // 1024} MiB"
-                        )
-            parser.close()
-        except etree.XMLSyntaxError as exc:
-            raise ParseError(f"malformed XML: {exc}") from None
-        yield from reader.entries
-        reader.entries.clear()
+
+        def progress() -> bool:
+            nonlocal events
+            moved, events = reader.events != events, reader.events
+            return moved
+
+        yield from stream_xml(self._stream, reader, reader.entries, progress)
         if not reader.root_seen:
             raise ParseError("empty answer")
         self.paging = reader.paging
-
-
-def _chunks(stream: IO[bytes], first: bytes) -> Iterator[bytes]:
-    yield first
-    while chunk := stream.read(_READ_SIZE):
-        yield chunk
 
 
 # --- JSON -----------------------------------------------------------------------------------
