@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from bench.answers import KINDS, Kind
@@ -51,6 +51,26 @@ _RENDER_ROWS = {
 _WIDTH = 66
 
 
+@dataclass
+class JobFigures:
+    """The job-session bench of one format: what one bootstrap poll read, and the rows."""
+
+    jobs: int
+    requests: int
+    bytes: int
+    sessions: int
+    rows: dict[str, Best] = field(default_factory=dict)
+
+
+_JOB_ROWS = {
+    "replay-baseline": "in memory (the answers replayed): bootstrap poll",
+    "replay-steady": "in memory: steady poll (the same answers again)",
+    "http-baseline": "over loopback HTTP from the simulator: bootstrap poll",
+    "http-steady": "over loopback HTTP: steady poll",
+}
+_JOB_KIND_TITLE = {"xml": "XML", "json": "JSON (v13, camelCase)"}
+
+
 @dataclass(frozen=True)
 class Figures:
     machine: dict[str, str]
@@ -61,6 +81,7 @@ class Figures:
     render: dict[int, dict[str, float]]
     render_rounds: int
     load: LoadResult
+    jobs: dict[str, JobFigures]
     target_size: int
     minutes: float
     missing: list[str]
@@ -198,6 +219,35 @@ def render_tables(f: Figures) -> Iterator[str]:
         )
 
 
+def job_tables(f: Figures) -> Iterator[str]:
+    for kind, figures in f.jobs.items():
+        yield ""
+        yield (
+            f"Backup job sessions, {_JOB_KIND_TITLE.get(kind, kind)}: a poll of {figures.jobs:,} jobs, "
+            f"{figures.sessions:,} sessions in the window ({figures.requests} requests, "
+            f"{figures.bytes / MB:.1f} MB)"
+        )
+        yield _line("poll", "runs", "best time", "per 1k", "peak RSS growth")
+        for row, label in _JOB_ROWS.items():
+            best = figures.rows.get(row)
+            if best is None:
+                continue
+            per_k = best.seconds / figures.sessions * 1000 if figures.sessions else 0.0
+            yield _line(
+                label, str(best.runs), _seconds(best.seconds), _seconds(per_k), _mb(best.rss_kib)
+            )
+    system = f.best("xml", f.checked_size, "baseline")
+    if f.jobs and system is not None:
+        per_k = system.seconds / f.checked_size * 1000
+        yield _line(
+            f"beside: system sessions, XML, {f.checked_size:,}, baseline poll in memory",
+            str(system.runs),
+            _seconds(system.seconds),
+            _seconds(per_k),
+            _mb(system.rss_kib),
+        )
+
+
 def load_table(f: Figures) -> Iterator[str]:
     load = f.load
     yield ""
@@ -324,6 +374,7 @@ def print_all(f: Figures, out: IO[str]) -> None:
         memory_tables,
         loopback_tables,
         render_tables,
+        job_tables,
         load_table,
         verdict_lines,
     ]
@@ -340,6 +391,13 @@ def mismatches(f: Figures) -> list[str]:
         counted = best.sessions - {-1}
         if counted and counted != {n}:
             problems.append(f"{section} {n:,} {row}: counted {sorted(counted)}, expected {n:,}")
+    for kind, figures in sorted(f.jobs.items()):
+        for row, best in sorted(figures.rows.items()):
+            if best.sessions != {figures.sessions}:
+                problems.append(
+                    f"jobs {kind} {row}: counted {sorted(best.sessions)}, "
+                    f"expected {figures.sessions:,}"
+                )
     return problems
 
 
@@ -359,5 +417,18 @@ def as_json(f: Figures) -> dict[str, Any]:
         ],
         "render_ms": {str(n): values for n, values in f.render.items()},
         "load": vars(f.load),
+        "jobs": {
+            kind: {
+                "jobs": figures.jobs,
+                "requests": figures.requests,
+                "bytes": figures.bytes,
+                "sessions": figures.sessions,
+                "rows": {
+                    row: {"seconds": b.seconds, "rss_kib": b.rss_kib, "runs": b.runs}
+                    for row, b in figures.rows.items()
+                },
+            }
+            for kind, figures in f.jobs.items()
+        },
         "verdicts": [vars(v) for v in verdicts(f)],
     }

@@ -164,6 +164,55 @@ def measure_render(args: argparse.Namespace, workdir: Path) -> dict[int, dict[st
     return {int(n): {k: float(v) for k, v in figures.items()} for n, figures in out.items()}
 
 
+@contextmanager
+def _job_em(kind: str, jobs: int) -> Iterator[str]:
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench.jobs", "serve", kind, str(jobs)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        if not url:
+            raise BenchError("the simulated EM of the job-session bench did not start")
+        yield url
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+def measure_jobs(args: argparse.Namespace, workdir: Path) -> dict[str, report.JobFigures]:
+    """The job-session feed's poll, against the simulator and replayed from memory."""
+    from bench import jobs  # only here: it imports the simulator
+
+    out: dict[str, report.JobFigures] = {}
+    for kind in jobs.KINDS:
+        with _job_em(kind, args.jobs) as url:
+            _progress(f"  jobs {kind}: recording the answers")
+            (answers,) = _child("bench.jobs", "record", url, kind, str(workdir))
+            figures = report.JobFigures(
+                jobs=args.jobs,
+                requests=int(answers["requests"]),
+                bytes=int(answers["bytes"]),
+                sessions=int(answers["sessions"]),
+            )
+            for rep in range(args.job_repeat):
+                for name in ("replay", "http"):
+                    _progress(f"  jobs {kind} {name} ({rep + 1}/{args.job_repeat})")
+                    for row in _child("bench.jobs", name, url, kind, str(workdir)):
+                        figures.rows.setdefault(row["row"], Best()).add(row)
+        out[kind] = figures
+    return out
+
+
 def _machine() -> dict[str, str]:
     import lxml.etree
 
@@ -191,6 +240,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="runs per contestant at 300,000 sessions and more (the peers there run once)",
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1_000, help="backup jobs of the job-session bench's estate"
+    )
+    parser.add_argument("--job-repeat", type=int, help="runs of each job-session poll (best kept)")
     parser.add_argument("--render-rounds", type=int, default=400, help="scrapes per median")
     parser.add_argument("--emload-seconds", type=float, help="length of the EM load check")
     parser.add_argument(
@@ -202,6 +255,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",")})
     else:
         args.sizes = list(QUICK_SIZES if args.quick else FULL_SIZES)
+    if args.job_repeat is None:
+        args.job_repeat = 1 if args.quick else min(args.repeat, 3)
     if args.emload_seconds is None:
         args.emload_seconds = 10.0 if args.quick else 30.0
     return args
@@ -223,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure_loopback(args, workdir, results)
         _progress("/metrics render:")
         render = measure_render(args, workdir)
+        _progress(f"backup job sessions, {args.jobs:,} jobs:")
+        job_figures = measure_jobs(args, workdir)
         sizes_in_bytes = {
             (kind, n): answers.path_for(workdir, kind, n).stat().st_size
             for kind in KINDS
@@ -242,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         render=render,
         render_rounds=args.render_rounds,
         load=load,
+        jobs=job_figures,
         target_size=TARGET_SIZE,
         missing=sorted(missing),
         minutes=(time.monotonic() - started) / 60,

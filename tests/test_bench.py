@@ -55,6 +55,9 @@ _SECTIONS = (
     "Whole poll over loopback HTTP with gzip (the real client path), 200 sessions",
     "What the client adds: the 200-session answer",
     "/metrics render through the real HTTP app",
+    "Backup job sessions, XML: a poll of 10 jobs, ",
+    "Backup job sessions, JSON (v13, camelCase): a poll of 10 jobs, ",
+    "beside: system sessions, XML, 200, baseline poll in memory",
     "EM load: the exporter process polling the simulator, 3 scrapers every 1 s",
     "Targets, at 200 sessions unless said",
 )
@@ -72,6 +75,10 @@ _ROWS = (
     "OpenMetrics + gzip (what Prometheus asks for)",
     "before: prometheus-client's app, OpenMetrics + gzip",
     "formatting the session families",
+    "in memory (the answers replayed): bootstrap poll",
+    "in memory: steady poll (the same answers again)",
+    "over loopback HTTP from the simulator: bootstrap poll",
+    "over loopback HTTP: steady poll",
 )
 
 
@@ -87,7 +94,7 @@ def test_a_quick_run_on_a_tiny_answer_prints_every_table_and_a_verdict_on_every_
             "bench",
             "--quick",
             *("--sizes", "200", "--repeat", "1", "--render-rounds", "20"),
-            *("--emload-seconds", "3", "--json", str(figures)),
+            *("--emload-seconds", "3", "--jobs", "10", "--json", str(figures)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -102,8 +109,18 @@ def test_a_quick_run_on_a_tiny_answer_prints_every_table_and_a_verdict_on_every_
     for row in _ROWS:
         assert row in out, row
     verdicts = re.findall(r"^  (PASS|FAIL|----)  (.+?)\s{2,}\S.*$", out, re.MULTILINE)
-    recorded = json.loads(figures.read_text())["verdicts"]
-    assert len(verdicts) == len(recorded) == 18
+    recorded = json.loads(figures.read_text())
+    assert len(verdicts) == len(recorded["verdicts"]) == 18
+    # The job-session polls counted every finished session the simulator showed.
+    for kind in ("xml", "json"):
+        jobs = recorded["jobs"][kind]
+        assert jobs["jobs"] == 10 and jobs["sessions"] > 100, jobs
+        assert set(jobs["rows"]) == {
+            "replay-baseline",
+            "replay-steady",
+            "http-baseline",
+            "http-steady",
+        }
     assert {target for _, target in verdicts} >= {
         "EM load: one logon per token lifetime",
         "EM load: exactly one GET per poll",
