@@ -15,14 +15,14 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Config
-from exporter.feed import Feed
+from exporter.feed import Feed, HealthReporting
 from exporter.feeds import FEEDS
 from exporter.health import ExporterMetrics
 from exporter.logs import get_logger
 from exporter.poller import ClientFactory, Poller, em_client
 from exporter.redact import register_credentials
 from exporter.state import ServerState
-from exporter.web import ServerInfo
+from exporter.web import FeedInfo, ServerInfo
 
 _log = get_logger("app")
 
@@ -96,6 +96,7 @@ class Exporter:
                     poll_interval=p.server.poll_interval,
                     last_success_at=None if snapshot is None else snapshot.taken_at,
                     next_poll_at=next_poll_at,
+                    feeds=tuple(_feed_info(f) for f in p.feeds if isinstance(f, HealthReporting)),
                 )
             )
         return infos
@@ -149,6 +150,19 @@ class Exporter:
         """Stop every poller and log out of every EM."""
         _stop_all(self.pollers())
         self._started = False
+
+
+def _feed_info(feed: HealthReporting) -> FeedInfo:
+    health = feed.health
+    return FeedInfo(
+        name=feed.name,
+        up=health.up,
+        polled_once=health.last_success is not None or any(health.errors.values()),
+        poll_interval=feed.interval,
+        last_success_at=health.last_success,
+        last_error=health.last_error,
+        summary=feed.summary(),
+    )
 
 
 def _stop_all(pollers: list[Poller]) -> None:

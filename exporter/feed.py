@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -85,6 +85,27 @@ class Feed(Protocol):
     def failed(self, reason: str, message: str, now: float, duration: float) -> None:
         """Record a failed poll; what was visible stays."""
         ...
+
+    def summary(self) -> str:
+        """What the last successful poll read, in a few words (``--em.check`` prints it)."""
+        ...
+
+
+@runtime_checkable
+class HealthReporting(Protocol):
+    """A feed that reports its own health (every feed but the system sessions, whose health is
+    the server's): the landing page shows it beside the server."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval(self) -> float: ...
+
+    @property
+    def health(self) -> FeedHealth: ...
+
+    def summary(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,14 @@ class SystemSessionsFeed:
         )
         self._status = PollStatus(last_poll_at=now)
 
+    def summary(self) -> str:
+        """``2913 sessions of 12 types``: what the exporter exports, after the type filter and
+        ``max_session_types``."""
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return _counted(0, "session", 0, "type")
+        return _counted(sum(snapshot.sessions.values()), "session", len(snapshot.types), "type")
+
     def failed(self, reason: str, message: str, now: float, duration: float) -> None:
         name = self.server.name
         self._metrics.poll_duration.labels(name).set(duration)
@@ -147,6 +155,12 @@ class SystemSessionsFeed:
         self._metrics.errors.labels(name, reason).inc()
         # Shown on the landing page: the error may quote what the EM answered.
         self._status = PollStatus(last_poll_at=now, last_error=redact(f"{reason}: {message}"))
+
+
+def _counted(items: int, item: str, groups: int, group: str) -> str:
+    return (
+        f"{items} {item}{'s' if items != 1 else ''} of {groups} {group}{'s' if groups != 1 else ''}"
+    )
 
 
 class SystemSessions:

@@ -33,6 +33,19 @@ DOCS_URL = HOME_URL + "#readme"
 
 
 @dataclass(frozen=True)
+class FeedInfo:
+    """One more resource read from a server (its backup job sessions): its own health."""
+
+    name: str  # in configuration terms: job_sessions
+    up: bool
+    polled_once: bool
+    poll_interval: float
+    last_success_at: float | None
+    last_error: str | None
+    summary: str  # what its last successful poll read
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     """What the landing page and readiness check need to know about one EM server."""
 
@@ -48,6 +61,7 @@ class ServerInfo:
     last_success_at: float | None = None  # Unix time of the last successful poll
     # The earliest the next poll may start (jitter may add up to 5% of the delay).
     next_poll_at: float | None = None
+    feeds: tuple[FeedInfo, ...] = ()
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -139,7 +153,18 @@ def _landing_page(
 ) -> bytes:
     """Every value that may come from an EM (or a configured URL) is redacted, then escaped."""
     at = time.time() if now is None else now
-    rows = "".join(_server_row(s, at) for s in sorted(servers, key=lambda s: s.name))
+    ordered = sorted(servers, key=lambda s: s.name)
+    rows = "".join(_server_row(s, at) for s in ordered)
+    feed_rows = "".join(_feed_row(s.name, f, at) for s in ordered for f in s.feeds)
+    feeds = (
+        ""
+        if not feed_rows
+        else f"""<h2>Other feeds</h2>
+<table><tr><th>Server</th><th>Feed</th><th>Status</th><th>Last success</th><th>Poll interval</th>
+<th>Last poll read</th><th>Last error</th></tr>
+{feed_rows}
+</table>"""
+    )
     esc = html.escape
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Veeam EM Exporter</title>
@@ -157,22 +182,54 @@ def _landing_page(
 <table><tr><th>Name</th><th>URL</th><th>Status</th><th>Last success</th><th>Poll interval</th>
 <th>Next poll</th><th>Suspension</th><th>Last poll</th><th>Last error</th></tr>
 {rows}
-</table></body></html>
+</table>
+{feeds}</body></html>
 """
     return page.encode()
 
 
+def _status(up: bool, polled_once: bool) -> str:
+    if up:
+        return "up"
+    return "down" if polled_once else "waiting"
+
+
+def _success(at: float | None, now: float) -> str:
+    return "never" if at is None else f"{_utc(at)} ({_ago(now - at)})"
+
+
+def _row(cells: Sequence[str | None], status: str) -> str:
+    """``cells`` redacted already; None is the status badge."""
+    out = []
+    for cell in cells:
+        if cell is None:
+            out.append(
+                f'<td><span class="status status-{status}" '
+                f'style="{_STATUS_STYLE[status]}">{status}</span></td>'
+            )
+        else:
+            out.append(f"<td>{html.escape(cell)}</td>")
+    return "<tr>" + "".join(out) + "</tr>"
+
+
+def _feed_row(server: str, f: FeedInfo, now: float) -> str:
+    status = _status(f.up, f.polled_once)
+    cells = [
+        redact(server),
+        f.name,
+        None,
+        _success(f.last_success_at, now),
+        f"{f.poll_interval:g}s",
+        redact(f.summary) if f.last_success_at is not None else "",
+        redact(f.last_error or ""),
+    ]
+    return _row(cells, status)
+
+
 def _server_row(s: ServerInfo, now: float) -> str:
-    if s.logon_suspended_until is not None:
-        status = "suspended"
-    elif s.up:
-        status = "up"
-    else:
-        status = "down" if s.polled_once else "waiting"
-    if s.last_success_at is None:
-        success = "never"
-    else:
-        success = f"{_utc(s.last_success_at)} ({_ago(now - s.last_success_at)})"
+    suspended_now = s.logon_suspended_until is not None
+    status = "suspended" if suspended_now else _status(s.up, s.polled_once)
+    success = _success(s.last_success_at, now)
     interval = "" if s.poll_interval is None else f"{s.poll_interval:g}s"
     if s.logon_suspended_until is not None:
         next_poll = f"{_utc(s.logon_suspended_until)} (the one logon retry)"
@@ -197,16 +254,7 @@ def _server_row(s: ServerInfo, now: float) -> str:
         polled,
         redact(s.last_error or ""),
     ]
-    out = []
-    for cell in cells:
-        if cell is None:
-            out.append(
-                f'<td><span class="status status-{status}" '
-                f'style="{_STATUS_STYLE[status]}">{status}</span></td>'
-            )
-        else:
-            out.append(f"<td>{html.escape(cell)}</td>")
-    return "<tr>" + "".join(out) + "</tr>"
+    return _row(cells, status)
 
 
 def _ago(seconds: float) -> str:

@@ -30,6 +30,10 @@ PASSWORD = "Em-Ch3ck-Pa55word"
 OK_LINE = re.compile(
     r"^(?P<name>\S+): ok, (?P<sessions>\d+) sessions? of (?P<types>\d+) types? in \d+\.\ds$"
 )
+JOB_LINE = re.compile(
+    r"^(?P<name>\S+) job_sessions: ok, (?P<sessions>\d+) sessions? of (?P<jobs>\d+) jobs?"
+    r"(?P<cut>; .*)? in \d+\.\ds$"
+)
 
 
 @pytest.fixture
@@ -95,14 +99,24 @@ def test_a_reachable_em_is_ok_with_its_session_and_type_counts(
 ) -> None:
     code, lines, _ = run(write_config(tmp_path, server_entry("em01", sim.url)))
     assert code == 0
-    assert len(lines) == 1
+    assert len(lines) == 2
     match = OK_LINE.match(lines[0])
     assert match, lines
     sessions = sim.sessions()
     assert match["name"] == "em01"
     assert int(match["sessions"]) == len(sessions)
     assert int(match["types"]) == len({s.session_type for s in sessions})
-    # It logged on once, and out again.
+    # Then the job sessions, read as the first poll reads them: every session the EM shows
+    # (the history is a day, inside the bootstrap window), of every job that has one.
+    jobs = JOB_LINE.match(lines[1])
+    assert jobs, lines
+    job_sessions = sim.job_sessions()
+    assert job_sessions
+    assert jobs["name"] == "em01"
+    assert int(jobs["sessions"]) == len(job_sessions)
+    assert int(jobs["jobs"]) == len({s.job_uid for s in job_sessions})
+    assert jobs["cut"] is None
+    # It logged on once for both, and out again.
     assert tokens
     assert sim.stats.logons == 1
     assert sim.stats.logouts == 1
@@ -122,14 +136,61 @@ def test_the_session_types_filter_applies_as_in_a_poll(
     assert int(match["sessions"]) == sum(1 for s in sim.sessions() if s.session_type == kept)
 
 
-def test_a_wrong_password_fails_with_reason_auth(
+def test_a_wrong_password_fails_with_reason_auth_and_costs_one_logon(
     tmp_path: Path, sim: SimulatedEM, run: Run
 ) -> None:
     wrong = "Wr0ng-Pa55word-For-Check"
     code, lines, err = run(write_config(tmp_path, server_entry("em01", sim.url, password=wrong)))
     assert code == 1
+    # The job sessions are not tried: the EM refused the logon, and would again.
+    assert len(lines) == 1
     assert lines[0].startswith("em01: auth: logon refused: HTTP 401"), lines
     assert wrong not in "\n".join(lines) + err
+    assert sim.stats.logons == 0
+
+
+def test_a_role_that_may_not_read_job_sessions_fails_that_line_and_the_check(
+    tmp_path: Path, sim: SimulatedEM, run: Run
+) -> None:
+    sim.inject("403", 1, target="query")
+    code, lines, _ = run(write_config(tmp_path, server_entry("em01", sim.url)))
+    assert code == 1
+    assert OK_LINE.match(lines[0]), lines
+    assert lines[1].startswith("em01 job_sessions: auth: "), lines
+    assert "HTTP 403" in lines[1]
+    assert "job_sessions.enabled: false" in lines[1]
+    assert sim.stats.logons == 1
+
+
+def test_job_sessions_disabled_are_not_checked(tmp_path: Path, sim: SimulatedEM, run: Run) -> None:
+    entry = server_entry("em01", sim.url) + "    job_sessions:\n      enabled: false\n"
+    code, lines, _ = run(write_config(tmp_path, entry))
+    assert code == 0
+    assert len(lines) == 1
+    assert OK_LINE.match(lines[0]), lines
+    assert not any("query" in route for route in sim.stats.requests_by_route), (
+        sim.stats.requests_by_route
+    )
+
+
+def test_a_window_cut_at_max_pages_is_ok_and_said(tmp_path: Path, run: Run) -> None:
+    frozen = datetime.now(UTC)
+    settings = SimulatorSettings(
+        live=False, history_days=1.0, password=PASSWORD, jobs=40, job_runs_per_day=4.0
+    )
+    with SimulatedEM(settings, clock=lambda: frozen) as em:
+        assert len(em.job_sessions()) > 50
+        entry = server_entry("em01", em.url) + (
+            "    job_sessions:\n      page_size: 50\n      max_pages: 1\n"
+        )
+        code, lines, _ = run(write_config(tmp_path, entry))
+    assert code == 0, lines
+    jobs = JOB_LINE.match(lines[1])
+    assert jobs, lines
+    assert int(jobs["sessions"]) == 50
+    assert jobs["cut"] == (
+        "; the window query cut at max_pages (1 page of 50): raise max_pages or page_size"
+    )
 
 
 def test_an_unknown_certificate_fails_with_reason_tls(tmp_path: Path, run: Run) -> None:
@@ -148,6 +209,7 @@ def test_an_unknown_certificate_fails_with_reason_tls(tmp_path: Path, run: Run) 
         code, lines, _ = run(write_config(tmp_path, entry))
         assert code == 0
         assert OK_LINE.match(lines[0]), lines
+        assert JOB_LINE.match(lines[1]), lines
 
 
 def test_a_closed_port_fails_with_reason_connection(tmp_path: Path, run: Run) -> None:
@@ -170,10 +232,16 @@ def test_every_server_gets_its_line_in_configuration_order(
     )
     code, lines, _ = run(config)
     assert code == 1
-    assert [line.split(":", 1)[0] for line in lines] == ["em-closed", "em-good", "em-refused"]
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "em-closed",
+        "em-good",
+        "em-good job_sessions",
+        "em-refused",
+    ]
     assert lines[0].startswith("em-closed: connection: ")
     assert OK_LINE.match(lines[1]), lines
-    assert lines[2].startswith("em-refused: auth: ")
+    assert JOB_LINE.match(lines[2]), lines
+    assert lines[3].startswith("em-refused: auth: ")
 
 
 def test_a_bad_config_exits_2_as_config_check_does(
@@ -225,8 +293,9 @@ def test_the_real_process_checks_and_exits(tmp_path: Path, sim: SimulatedEM) -> 
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 1
+    assert len(lines) == 2
     assert OK_LINE.match(lines[0]), lines
+    assert JOB_LINE.match(lines[1]), lines
     assert PASSWORD not in proc.stdout + proc.stderr
     assert sim.stats.active_tokens() == 0
 
@@ -238,7 +307,8 @@ def test_with_config_check_the_summary_comes_first(
     assert code == 0
     assert lines[0] == "1 server"
     assert "warnings:" in lines
-    assert OK_LINE.match(lines[-1]), lines
+    assert OK_LINE.match(lines[-2]), lines
+    assert JOB_LINE.match(lines[-1]), lines
 
 
 class _BrokenClient:

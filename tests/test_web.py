@@ -21,6 +21,7 @@ from exporter.redact import register_credentials
 from exporter.web import (
     DOCS_URL,
     HOME_URL,
+    FeedInfo,
     HTTPServer,
     ServerInfo,
     _landing_page,
@@ -318,7 +319,8 @@ def _info(**changes: object) -> ServerInfo:
 
 def _row(info: ServerInfo) -> str:
     page = _landing_page([info], "/metrics", now=T_PAGE).decode()
-    (row,) = [line for line in page.split("<tr>") if line.startswith("<td>")]
+    servers = page.split("<h2>Other feeds</h2>", 1)[0]
+    (row,) = [line for line in servers.split("<tr>") if line.startswith("<td>")]
     return row
 
 
@@ -381,6 +383,67 @@ def test_landing_page_escapes_and_redacts_what_an_em_said() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "em&lt;01&gt;" in page and "?x=&lt;b&gt;" in page
     assert "S3cret-on-the-page" not in page
+
+
+def _feed(**changes: object) -> FeedInfo:
+    fields: dict[str, object] = {
+        "name": "job_sessions",
+        "up": True,
+        "polled_once": True,
+        "poll_interval": 300.0,
+        "last_success_at": T_PAGE - 65,
+        "last_error": None,
+        "summary": "412 sessions of 37 jobs",
+    }
+    fields.update(changes)
+    return FeedInfo(**fields)  # type: ignore[arg-type]
+
+
+def _feed_rows(*infos: ServerInfo) -> list[str]:
+    page = _landing_page(list(infos), "/metrics", now=T_PAGE).decode()
+    if "<h2>Other feeds</h2>" not in page:
+        return []
+    feeds = page.split("<h2>Other feeds</h2>", 1)[1]
+    return [line for line in feeds.split("<tr>") if line.startswith("<td>")]
+
+
+def test_landing_page_lists_each_other_feed_under_its_server() -> None:
+    assert _feed_rows(_info()) == []  # no other feed: no table
+    (row,) = _feed_rows(_info(feeds=(_feed(),)))
+    assert row.startswith("<td>em01</td><td>job_sessions</td>")
+    assert ">up</span>" in row
+    assert "<td>2025-01-27 23:58:55 UTC (1m 5s ago)</td>" in row
+    assert "<td>300s</td>" in row
+    assert "<td>412 sessions of 37 jobs</td>" in row
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"up": False, "last_error": "auth: HTTP 403"}, "down"),
+        ({"up": False, "polled_once": False, "last_success_at": None}, "waiting"),
+    ],
+)
+def test_a_feed_that_failed_or_has_not_polled_says_so_apart_from_its_server(
+    changes: dict[str, object], status: str
+) -> None:
+    (row,) = _feed_rows(_info(feeds=(_feed(**changes),)))
+    assert f">{status}</span>" in row
+    # The server's own row still says up: a feed's failure is the feed's.
+    assert ">up</span>" in _row(_info(feeds=(_feed(**changes),)))
+    if changes.get("last_error"):
+        assert "<td>auth: HTTP 403</td>" in row
+    if changes.get("last_success_at", 0) is None:
+        assert "<td>never</td>" in row
+        assert "412 sessions" not in row  # nothing read yet: no summary
+
+
+def test_a_feeds_error_is_escaped_and_redacted() -> None:
+    register_credentials(r"CORP\svc", "S3cret-in-a-feed")
+    feed = _feed(up=False, last_error="http: <b>S3cret-in-a-feed</b>")
+    (row,) = _feed_rows(_info(feeds=(feed,)))
+    assert "<b>" not in row and "&lt;b&gt;" in row
+    assert "S3cret-in-a-feed" not in row
 
 
 def test_server_infos_carry_interval_last_success_and_next_poll() -> None:

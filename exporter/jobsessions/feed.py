@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar
 from prometheus_client.registry import Collector
 
 from exporter.config import ServerConfig
-from exporter.feed import Commit, Feed, FeedContext, serves_feeds
+from exporter.feed import Commit, Feed, FeedContext, FeedHealth, serves_feeds
 from exporter.jobsessions import plan
 from exporter.jobsessions.collector import JobSessionCollector
 from exporter.jobsessions.parse import read_entity, read_query
@@ -48,6 +48,7 @@ class JobSessionsFeed:
         self.config = server.job_sessions
         self._log = get_logger("poller", server=server.name, feed=NAME)
         retention = max(self.config.window, self.config.bootstrap_window) + UID_MARGIN_SECONDS
+        self._last_truncated: dict[str, bool] = {}  # of the last successful poll
         if previous is None:
             self.ledger = JobLedger(retention)
             self._state = JobFeedState(server=server.name, stale_after=stale_after(server))
@@ -70,6 +71,10 @@ class JobSessionsFeed:
     @property
     def state(self) -> JobFeedState:
         return self._state
+
+    @property
+    def health(self) -> FeedHealth:
+        return self._state.health
 
     def poll(self, source: Any, now: float) -> Commit:
         bootstrap = not self.ledger.committed
@@ -155,6 +160,7 @@ class JobSessionsFeed:
     ) -> None:
         counted = len(self.ledger)
         view = self.ledger.commit(answer, now=now)
+        self._last_truncated = dict(truncated)
         skipped = sum(answer.unreadable.values())
         self._state = replace(
             self._state,
@@ -184,6 +190,25 @@ class JobSessionsFeed:
             new_uids=len(self.ledger) - counted,
             duration=f"{duration:.3f}s",
         )
+
+    def summary(self) -> str:
+        """``412 sessions of 37 jobs`` (after ``job_types``), and the queries cut at
+        ``max_pages`` if any were."""
+        view = self._state.view
+        jobs = len(view.jobs)
+        text = (
+            f"{view.sessions} session{'s' if view.sessions != 1 else ''} "
+            f"of {jobs} job{'s' if jobs != 1 else ''}"
+        )
+        cut = sorted(q for q, n in self._last_truncated.items() if n)
+        if cut:
+            pages = self.config.max_pages
+            text += (
+                f"; the {' and '.join(cut)} quer{'ies' if len(cut) > 1 else 'y'} cut at "
+                f"max_pages ({pages} page{'s' if pages != 1 else ''} of "
+                f"{self.config.page_size}): raise max_pages or page_size"
+            )
+        return text
 
     def failed(self, reason: str, message: str, now: float, duration: float) -> None:
         self._state = replace(

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 
 from exporter.config import Format, JobSessionsConfig
 from exporter.simulator import SimulatedEM
@@ -229,3 +230,28 @@ def test_a_window_beyond_max_pages_is_cut_keeping_the_newest(
     newest = max(s.created for s in sim.job_sessions())
     starts = per_job(result, "veeam_em_backup_job_last_start_timestamp_seconds")
     assert max(starts.values()) == pytest.approx(newest.timestamp())
+
+
+def test_the_landing_page_shows_the_job_feed_beside_its_server(
+    make_sim: MakeSim, make_exporter: MakeExporter
+) -> None:
+    sim = make_sim(job_visibility="immediate")
+    exporter = make_exporter([server_config(sim)])
+    page = requests.get(exporter.base + "/", timeout=5).text
+    feeds = page.split("<h2>Other feeds</h2>", 1)[1]
+    assert "<td>em01</td><td>job_sessions</td>" in feeds
+    assert ">waiting</span>" in feeds
+
+    poll_both(exporter)
+    feeds = requests.get(exporter.base + "/", timeout=5).text.split("<h2>Other feeds</h2>", 1)[1]
+    sessions = sim.job_sessions()
+    jobs = {s.job_uid for s in sessions}
+    assert ">up</span>" in feeds
+    assert f"<td>{len(sessions)} sessions of {len(jobs)} jobs</td>" in feeds
+
+    sim.inject("403", 1, target="query")
+    assert exporter.poller().poll_feed("job_sessions") == 1
+    page = requests.get(exporter.base + "/", timeout=5).text
+    servers, feeds = page.split("<h2>Other feeds</h2>", 1)
+    assert ">down</span>" in feeds and "HTTP 403" in feeds
+    assert ">up</span>" in servers  # the server's own row: its system sessions are fine
