@@ -164,6 +164,25 @@ def measure_render(args: argparse.Namespace, workdir: Path) -> dict[int, dict[st
     return {int(n): {k: float(v) for k, v in figures.items()} for n, figures in out.items()}
 
 
+INSTRUCTION_SIZE = 10_000  # callgrind runs some 50 times slower than the CPU
+
+
+def measure_instructions(
+    args: argparse.Namespace, workdir: Path
+) -> tuple[int, dict[Kind, tuple[int, int]]]:
+    """(the size measured, kind -> instructions of the baseline and of the steady poll)."""
+    from bench import instructions
+
+    n = max((s for s in args.sizes if s <= INSTRUCTION_SIZE), default=min(args.sizes))
+    if not args.instructions or not instructions.available():
+        return n, {}
+    out: dict[Kind, tuple[int, int]] = {}
+    for kind in KINDS:
+        _progress(f"  instructions {kind} {n:,} (callgrind)")
+        out[kind] = instructions.measure(answers.path_for(workdir, kind, n), ROOT)
+    return n, out
+
+
 @contextmanager
 def _job_em(kind: str, jobs: int) -> Iterator[str]:
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -244,6 +263,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--jobs", type=int, default=1_000, help="backup jobs of the job-session bench's estate"
     )
     parser.add_argument("--job-repeat", type=int, help="runs of each job-session poll (best kept)")
+    parser.add_argument(
+        "--no-instructions",
+        dest="instructions",
+        action="store_false",
+        help="skip the callgrind count of a steady poll against the first",
+    )
     parser.add_argument("--render-rounds", type=int, default=400, help="scrapes per median")
     parser.add_argument("--emload-seconds", type=float, help="length of the EM load check")
     parser.add_argument(
@@ -274,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing: set[str] = set()
         _progress("in-memory parse and build:")
         measure_memory_table(args, workdir, results, missing)
+        _progress("a steady poll against the first, in instructions:")
+        instruction_size, instruction_counts = measure_instructions(args, workdir)
         _progress("whole poll over loopback HTTP:")
         measure_loopback(args, workdir, results)
         _progress("/metrics render:")
@@ -300,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         render_rounds=args.render_rounds,
         load=load,
         jobs=job_figures,
+        instruction_size=instruction_size,
+        instructions=instruction_counts,
         target_size=TARGET_SIZE,
         missing=sorted(missing),
         minutes=(time.monotonic() - started) / 60,

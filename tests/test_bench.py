@@ -52,6 +52,7 @@ _SECTIONS = (
     "XML, 200 sessions",
     "JSON, v12 keys (PascalCase), 200 sessions",
     "JSON, v13 keys (camelCase), 200 sessions",
+    "A steady poll against the first, in instructions (callgrind), 200 sessions",
     "Whole poll over loopback HTTP with gzip (the real client path), 200 sessions",
     "What the client adds: the 200-session answer",
     "/metrics render through the real HTTP app",
@@ -94,7 +95,8 @@ def test_a_quick_run_on_a_tiny_answer_prints_every_table_and_a_verdict_on_every_
             "bench",
             "--quick",
             *("--sizes", "200", "--repeat", "1", "--render-rounds", "20"),
-            *("--emload-seconds", "3", "--jobs", "10", "--json", str(figures)),
+            *("--emload-seconds", "3", "--jobs", "10", "--no-instructions"),
+            *("--json", str(figures)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -130,3 +132,17 @@ def test_a_quick_run_on_a_tiny_answer_prints_every_table_and_a_verdict_on_every_
     em_load = {target: word for word, target in verdicts if target.startswith("EM load")}
     assert set(em_load.values()) == {"PASS"}, out
     assert "ERROR" not in out
+
+
+@pytest.mark.integration
+def test_callgrind_counts_a_first_poll_and_a_steady_one_apart(tmp_path: Path) -> None:
+    from bench import instructions
+
+    if not instructions.available():
+        pytest.skip("valgrind is not installed")
+    path = answers.path_for(tmp_path, "json-v12", 150)
+    path.write_bytes(answers.answer("json-v12", 150))
+    first, steady = instructions.measure(path, ROOT, timeout=600)
+    # Both polls read and build 150 sessions; the steady one remembers them all already, so it
+    # keeps no new record: the same order of work, and less of it.
+    assert 0 < steady < first < 10 * steady
