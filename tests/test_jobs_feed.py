@@ -640,3 +640,38 @@ def test_the_job_feeds_thread_waits_for_an_accepted_logon() -> None:
         assert rig.value("veeam_em_job_sessions_poll_errors_total", reason="auth") == 0
     finally:
         rig.poller.stop(timeout=2.0)
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def test_the_families_are_reused_until_a_poll_staleness_or_a_new_secret_changes_them() -> None:
+    from exporter.jobsessions.collector import JobSessionCollector
+    from exporter.jobsessions.feed import JobSessionsFeed as FeedType
+    from exporter.redact import register_credentials
+
+    em = JobEM(jobs=[Job(guid(n), "Job A", T0 - 3600 - n, ended=T0 - n) for n in range(3)])
+    rig = Rig(em)
+    assert rig.jobs()
+    feed = rig.poller.feed("job_sessions")
+    assert isinstance(feed, FeedType)
+    collector = JobSessionCollector(lambda: [feed.state], clock=lambda: rig.now)
+    first = list(collector.collect())
+    assert [m.name for m in first if m.name == "veeam_em_backup_job_last_result"]
+    # The same state: the very same objects, so their formatted text is reused.
+    again = list(collector.collect())
+    assert len(again) == len(first) and all(a is b for a, b in zip(again, first, strict=True))
+    # A new poll swaps the state: new families.
+    assert rig.jobs(T0 + 300)
+    polled = list(collector.collect())
+    assert not any(a is b for a, b in zip(polled, first, strict=False))
+    # A secret learnt since may be in a label: rendered again, redacted.
+    register_credentials("CORP\\svc-render", "Render-S3cret-Pa55")
+    redacted = list(collector.collect())
+    assert not any(a is b for a, b in zip(redacted, polled, strict=False))
+    # Past stale_after the job gauges go, whatever the state.
+    rig.now = T0 + 300 + feed.state.stale_after + 1
+    stale = {m.name for m in collector.collect() if m.samples}
+    assert "veeam_em_backup_job_last_result" not in stale
+    assert "veeam_em_backup_job_sessions_finished" in stale
+    assert "veeam_em_backup_job_last_result" in {m.name for m in polled if m.samples}
