@@ -113,9 +113,11 @@ def measure_memory_table(
 
 
 @contextmanager
-def _loopback_em(path: Path) -> Iterator[int]:
+def _server(what: str, module: str, *args: str) -> Iterator[str]:
+    """A server of the bench in its own process, serving until its stdin closes; yields the
+    first line it prints (its port or URL)."""
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "bench.loopback", "serve", str(path)],
+        [sys.executable, "-m", module, "serve", *args],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -123,15 +125,15 @@ def _loopback_em(path: Path) -> Iterator[int]:
     )
     try:
         assert server.stdout is not None
-        line = server.stdout.readline()
-        if not line.strip():
-            raise BenchError("the loopback EM did not start")
-        yield int(line)
+        line = server.stdout.readline().strip()
+        if not line:
+            raise BenchError(f"{what} did not start")
+        yield line
     finally:
         if server.stdin is not None:
             server.stdin.close()
         try:
-            server.wait(10)
+            server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(5)
@@ -141,7 +143,8 @@ def measure_loopback(args: argparse.Namespace, workdir: Path, results: Results) 
     drain_size = max((n for n in args.sizes if n <= TARGET_SIZE), default=min(args.sizes))
     for n in args.sizes:
         reps = _repeats(args, n, "client")
-        with _loopback_em(answers.path_for(workdir, "xml", n, gz=True)) as port:
+        path = answers.path_for(workdir, "xml", n, gz=True)
+        with _server("the loopback EM", "bench.loopback", str(path)) as port:
             names = ["plain", "client"]
             if n == drain_size:
                 names += ["drain-plain", "drain-client", "drain-buffered"]
@@ -183,38 +186,13 @@ def measure_instructions(
     return n, out
 
 
-@contextmanager
-def _job_em(kind: str, jobs: int) -> Iterator[str]:
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "bench.jobs", "serve", kind, str(jobs)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        if not url:
-            raise BenchError("the simulated EM of the job-session bench did not start")
-        yield url
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-
-
 def measure_jobs(args: argparse.Namespace, workdir: Path) -> dict[str, report.JobFigures]:
     """The job-session feed's poll, against the simulator and replayed from memory."""
     from bench import jobs  # only here: it imports the simulator
 
     out: dict[str, report.JobFigures] = {}
     for kind in jobs.KINDS:
-        with _job_em(kind, args.jobs) as url:
+        with _server("the job-session bench's EM", "bench.jobs", kind, str(args.jobs)) as url:
             _progress(f"  jobs {kind}: recording the answers")
             (answers,) = _child("bench.jobs", "record", url, kind, str(workdir))
             figures = report.JobFigures(

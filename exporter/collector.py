@@ -31,16 +31,12 @@ from prometheus_client.registry import Collector
 
 from exporter.redact import generation as redaction_generation
 from exporter.redact import redact
+from exporter.rendercache import RenderCache
 from exporter.snapshot import DURATION_BUCKETS, LedgerView, ServerSnapshot, clean_message
 from exporter.state import ServerState
 from exporter.vocabulary import RESULTS, UNKNOWN
 
 _AS_OF = "as of the last poll"
-
-
-# What the families were rendered from: the redactor's generation and, per server, the
-# snapshot shown (None when stale or absent) and the ledger view, compared by identity.
-_Inputs = tuple[int, tuple[tuple[str, ServerSnapshot | None, LedgerView], ...]]
 
 
 class SessionCollector(Collector):
@@ -51,7 +47,7 @@ class SessionCollector(Collector):
     Snapshots and ledger views are immutable and swapped whole, so while the same ones are
     shown (and no secret was added to the redactor) the families are the same: collect()
     then yields the very Metric objects it yielded before, which the telemetry path uses to
-    reuse their formatted text (exporter.exposition). The families are never changed once
+    reuse their formatted text (exporter.rendercache). The families are never changed once
     yielded.
     """
 
@@ -62,7 +58,7 @@ class SessionCollector(Collector):
     ) -> None:
         self._states = states
         self._clock = clock
-        self._rendered: tuple[_Inputs, tuple[Metric, ...]] | None = None
+        self._cache = RenderCache()
 
     def describe(self) -> list[Metric]:
         # An empty description keeps the registry from calling collect() at registration.
@@ -81,24 +77,12 @@ class SessionCollector(Collector):
             )
             for s in states
         )
-        inputs: _Inputs = (redaction_generation(), shown)
-        rendered = self._rendered
-        if rendered is None or not _same(rendered[0], inputs):
-            fresh = [(server, snap) for server, snap, _ in shown if snap is not None]
-            families = (*_gauges(fresh), *_counters([(server, v) for server, _, v in shown]))
-            # One attribute swap: a concurrent scrape sees the old pair or the new one.
-            self._rendered = rendered = (inputs, families)
-        yield from rendered[1]
-
-
-def _same(a: _Inputs, b: _Inputs) -> bool:
-    return (
-        a[0] == b[0]
-        and len(a[1]) == len(b[1])
-        and all(
-            x[0] == y[0] and x[1] is y[1] and x[2] is y[2] for x, y in zip(a[1], b[1], strict=True)
+        fresh = [(server, snap) for server, snap, _ in shown if snap is not None]
+        inputs = (redaction_generation(), *(x for item in shown for x in item))
+        yield from self._cache.families(
+            inputs,
+            lambda: (*_gauges(fresh), *_counters([(server, v) for server, _, v in shown])),
         )
-    )
 
 
 def _gauge(name: str, meaning: str, *extra_labels: str) -> GaugeMetricFamily:

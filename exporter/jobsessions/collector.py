@@ -30,6 +30,7 @@ from exporter.jobsessions.reduce import JobKey, JobSummary
 from exporter.jobsessions.state import JobFeedState
 from exporter.redact import generation as redaction_generation
 from exporter.redact import redact
+from exporter.rendercache import RenderCache
 from exporter.snapshot import DURATION_BUCKETS
 from exporter.vocabulary import RESULTS, UNKNOWN
 
@@ -39,17 +40,12 @@ _AS_OF = "as of the last poll"
 _JOB = ["server", "backup_server", "job_name", "job_type"]
 
 
-# What the families are made of: the redactor's generation, then per server its state (an
-# immutable object, swapped whole) and whether its job gauges are still shown.
-_Inputs = tuple[int, tuple[tuple[JobFeedState, bool], ...]]
-
-
 class JobSessionCollector(Collector):
     """Renders the job metrics and the feed's health of every server whose feed is read.
 
     While the same states are shown (and no secret was added to the redactor), collect()
     yields the very Metric objects it yielded before, so that the telemetry path reuses their
-    formatted text (exporter.exposition): a large estate's families, some 19 series per job,
+    formatted text (exporter.rendercache): a large estate's families, some 19 series per job,
     are formatted once per poll instead of at every scrape. The families are never changed
     once yielded.
     """
@@ -61,7 +57,7 @@ class JobSessionCollector(Collector):
     ) -> None:
         self._states = states
         self._clock = clock
-        self._rendered: tuple[_Inputs, tuple[Metric, ...]] | None = None
+        self._cache = RenderCache()
 
     def describe(self) -> list[Metric]:
         return []
@@ -75,22 +71,11 @@ class JobSessionCollector(Collector):
             (s, s.view.taken_at is not None and now - s.view.taken_at <= s.stale_after)
             for s in states
         )
-        inputs: _Inputs = (redaction_generation(), shown)
-        rendered = self._rendered
-        if rendered is None or not _same(rendered[0], inputs):
-            fresh = [s for s, is_fresh in shown if is_fresh]
-            families = (*_gauges(fresh), *_counters(states), *_health(states, fresh))
-            # One attribute swap: a concurrent scrape sees the old pair or the new one.
-            self._rendered = rendered = (inputs, families)
-        yield from rendered[1]
-
-
-def _same(a: _Inputs, b: _Inputs) -> bool:
-    return (
-        a[0] == b[0]
-        and len(a[1]) == len(b[1])
-        and all(x[0] is y[0] and x[1] == y[1] for x, y in zip(a[1], b[1], strict=True))
-    )
+        fresh = [s for s, is_fresh in shown if is_fresh]
+        inputs = (redaction_generation(), *(x for pair in shown for x in pair))
+        yield from self._cache.families(
+            inputs, lambda: (*_gauges(fresh), *_counters(states), *_health(states, fresh))
+        )
 
 
 def _labels(server: str, key: JobKey) -> list[str]:
