@@ -59,6 +59,7 @@ class JobSessionsFeed:
             self.ledger.retention = max(self.ledger.retention, retention)
             self._state = replace(previous.state, stale_after=stale_after(server))
             self._running_fallback = previous._running_fallback
+            self._last_truncated = dict(previous._last_truncated)
 
     @property
     def name(self) -> str:
