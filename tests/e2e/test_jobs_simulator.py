@@ -159,12 +159,23 @@ def test_sessions_show_only_after_the_ems_data_collection(
     poll_both(exporter)
     job = ("vbr01.corp.local", "SQL Servers Backup", "Backup")
     before = per_job(exporter.scrape(), "veeam_em_backup_job_running")[job]
-    sim.add_job_session("SQL Servers Backup", created=now - timedelta(minutes=1))
+    assert before == expected_running(sim)[job]
+    added = sim.add_job_session("SQL Servers Backup", created=now - timedelta(minutes=1))
+    # Until the EM's next data collection it shows nothing new, and neither does the exporter.
+    assert added.id not in {s.id for s in sim.job_sessions()}
     poll_both(exporter)
     assert per_job(exporter.scrape(), "veeam_em_backup_job_running")[job] == before
+    # The collection brings the new run (and whatever else the backup servers did meanwhile:
+    # at some times of day a run of the same job finishes then).
     sim.collect()
+    shown = {s.id: s for s in sim.job_sessions()}
+    assert added.id in shown and not shown[added.id].finished
     poll_both(exporter)
-    assert per_job(exporter.scrape(), "veeam_em_backup_job_running")[job] == before + 1
+    result = exporter.scrape()
+    assert per_job(result, "veeam_em_backup_job_running")[job] == expected_running(sim)[job] >= 1
+    # It is the new run that the exporter now sees start.
+    starts = per_job(result, "veeam_em_backup_job_last_start_timestamp_seconds")
+    assert starts[job] == added.created.timestamp()
 
 
 def test_a_failing_job_feed_leaves_the_system_feed_alone(
