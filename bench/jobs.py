@@ -1,9 +1,9 @@
 """A poll of the backup job-session feed: 1,000 jobs, 60,000 sessions in its window.
 
-``python -m bench.jobs serve KIND [JOBS]`` runs the simulated EM in its own process (so that serving
-costs the measured process nothing): 1,000 jobs (or JOBS) on two backup servers, 30 runs a day each, two
-days of history, frozen at ``TAKEN_AT``; it prints its URL and serves until stdin closes. KIND
-``xml`` or ``json`` (the v13 EM: camelCase keys, its links and names).
+``python -m bench.jobs serve KIND [JOBS]`` runs the simulated EM in its own process (so that
+serving costs the measured process nothing): 1,000 jobs (or JOBS) on two backup servers, 30
+runs a day each, two days of history, frozen at ``TAKEN_AT``; it prints its URL and serves
+until stdin closes. KIND ``xml`` or ``json`` (the v13 EM: camelCase keys, its links and names).
 
 ``python -m bench.jobs NAME URL KIND DIR`` runs one contestant against it and prints JSON rows:
 

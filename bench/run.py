@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import answers, report
+from bench import answers, jobs, report
 from bench.answers import KINDS, Kind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,8 +188,6 @@ def measure_instructions(
 
 def measure_jobs(args: argparse.Namespace, workdir: Path) -> dict[str, report.JobFigures]:
     """The job-session feed's poll, against the simulator and replayed from memory."""
-    from bench import jobs  # only here: it imports the simulator
-
     out: dict[str, report.JobFigures] = {}
     for kind in jobs.KINDS:
         with _server("the job-session bench's EM", "bench.jobs", kind, str(args.jobs)) as url:
@@ -238,7 +236,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="runs per contestant at 300,000 sessions and more (the peers there run once)",
     )
     parser.add_argument(
-        "--jobs", type=int, default=1_000, help="backup jobs of the job-session bench's estate"
+        "--jobs", type=int, default=jobs.JOBS, help="backup jobs of the job-session bench's estate"
     )
     parser.add_argument("--job-repeat", type=int, help="runs of each job-session poll (best kept)")
     parser.add_argument(

@@ -92,20 +92,12 @@ class Feed(Protocol):
 
 
 @runtime_checkable
-class HealthReporting(Protocol):
+class HealthReporting(Feed, Protocol):
     """A feed that reports its own health (every feed but the system sessions, whose health is
     the server's): the landing page shows it beside the server."""
 
     @property
-    def name(self) -> str: ...
-
-    @property
-    def interval(self) -> float: ...
-
-    @property
     def health(self) -> FeedHealth: ...
-
-    def summary(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -136,6 +128,15 @@ class FeedKind(Protocol):
     ) -> Collector:
         """A collector over this kind's feeds of every server (``feeds`` returns them)."""
         ...
+
+
+def counted(items: int, item: str, groups: int, group: str) -> str:
+    """``2913 sessions of 12 types``: the words of a feed's summary."""
+    return f"{_plural(items, item)} of {_plural(groups, group)}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 # --- the health of a feed ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from exporter.collector import SessionCollector
 from exporter.config import ServerConfig
-from exporter.feed import Commit, Feed, FeedContext
+from exporter.feed import Commit, Feed, FeedContext, counted
 from exporter.health import ExporterMetrics
 from exporter.logs import get_logger
 from exporter.parse import iter_entries
@@ -145,8 +145,8 @@ class SystemSessionsFeed:
         ``max_session_types``."""
         snapshot = self._state.snapshot
         if snapshot is None:
-            return _counted(0, "session", 0, "type")
-        return _counted(sum(snapshot.sessions.values()), "session", len(snapshot.types), "type")
+            return counted(0, "session", 0, "type")
+        return counted(sum(snapshot.sessions.values()), "session", len(snapshot.types), "type")
 
     def failed(self, reason: str, message: str, now: float, duration: float) -> None:
         name = self.server.name
@@ -155,12 +155,6 @@ class SystemSessionsFeed:
         self._metrics.errors.labels(name, reason).inc()
         # Shown on the landing page: the error may quote what the EM answered.
         self._status = PollStatus(last_poll_at=now, last_error=redact(f"{reason}: {message}"))
-
-
-def _counted(items: int, item: str, groups: int, group: str) -> str:
-    return (
-        f"{items} {item}{'s' if items != 1 else ''} of {groups} {group}{'s' if groups != 1 else ''}"
-    )
 
 
 class SystemSessions:

@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar
 from prometheus_client.registry import Collector
 
 from exporter.config import ServerConfig
-from exporter.feed import Commit, Feed, FeedContext, FeedHealth, serves_feeds
+from exporter.feed import Commit, Feed, FeedContext, FeedHealth, counted, serves_feeds
 from exporter.jobsessions import plan
 from exporter.jobsessions.collector import JobSessionCollector
 from exporter.jobsessions.parse import read_entity, read_query
@@ -196,11 +196,7 @@ class JobSessionsFeed:
         """``412 sessions of 37 jobs`` (after ``job_types``), and the queries cut at
         ``max_pages`` if any were."""
         view = self._state.view
-        jobs = len(view.jobs)
-        text = (
-            f"{view.sessions} session{'s' if view.sessions != 1 else ''} "
-            f"of {jobs} job{'s' if jobs != 1 else ''}"
-        )
+        text = counted(view.sessions, "session", len(view.jobs), "job")
         cut = sorted(q for q, n in self._last_truncated.items() if n)
         if cut:
             pages = self.config.max_pages
